@@ -1,0 +1,3 @@
+from immich_dupes.cli import main
+
+raise SystemExit(main())

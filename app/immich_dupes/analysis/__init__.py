@@ -1,0 +1,1 @@
+"""Pure analysis: winner choice, conflicts, the plan model. No IO, no httpx, no textual."""

@@ -1,0 +1,474 @@
+"""Winner choice, conflicts, consolidation and the review edits of a group. Pure functions.
+
+Winner (DESIGN §5): most pixels, then larger file, then richer metadata, then a stable order
+that does not depend on the server's list order. Conflicts (§6) are real disagreements between
+copies that both have a value. Consolidation (§7) says what the winner should hold afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC
+from itertools import combinations
+
+from immich_dupes.analysis.geo import format_distance, haversine_m
+from immich_dupes.analysis.plan import (
+    BLOCKING_CONFLICTS,
+    Action,
+    Conflict,
+    ConflictType,
+    Consolidated,
+    GroupPlan,
+    PlanAlbum,
+    PlanAsset,
+    PlanSettings,
+    PlanTag,
+    ReviewReason,
+    Sources,
+)
+from immich_dupes.analysis.timezones import format_offset, local_iso_with_offset, offset_minutes
+from immich_dupes.immich.models import Asset
+
+# --------------------------------------------------------------------------- snapshot
+
+
+def plan_asset(asset: Asset, albums: Iterable[PlanAlbum] = ()) -> PlanAsset:
+    """The per-asset record a plan carries, from an ``AssetResponseDto``."""
+    e = asset.exif
+    dims = asset.dimensions
+    captured = e.dateTimeOriginal
+    if captured is not None and captured.tzinfo is None:
+        captured = captured.replace(tzinfo=UTC)
+    local = asset.localDateTime.replace(tzinfo=None) if asset.localDateTime else None
+    rating = e.rating if e.rating not in (0,) else None
+    desc = e.description or ""
+    return PlanAsset(
+        id=asset.id,
+        file_name=asset.originalFileName or asset.id,
+        type=asset.type.value,
+        mime=asset.originalMimeType,
+        width=dims[0] if dims else None,
+        height=dims[1] if dims else None,
+        file_size=e.fileSizeInByte,
+        checksum=asset.checksum,
+        original_path=asset.originalPath,
+        library_id=asset.libraryId,
+        is_offline=asset.isOffline,
+        live_photo_video_id=asset.livePhotoVideoId,
+        captured_at=captured,
+        local_time=local,
+        time_zone=e.timeZone,
+        utc_offset_minutes=offset_minutes(e.timeZone, captured),
+        latitude=e.latitude,
+        longitude=e.longitude,
+        city=e.city,
+        state=e.state,
+        country=e.country,
+        description=desc,
+        make=e.make,
+        model=e.model,
+        lens=e.lensModel,
+        is_favorite=asset.isFavorite,
+        rating=rating,
+        visibility=asset.visibility.value,
+        tags=[PlanTag(id=t.id, value=t.value or t.name) for t in asset.tags],
+        albums=list(albums),
+        updated_at=asset.updatedAt,
+        duration_ms=asset.duration_ms,
+    )
+
+
+# --------------------------------------------------------------------------- winner
+
+
+def metadata_richness(a: PlanAsset) -> int:
+    """How much a person would lose with this copy: a count of filled-in facts."""
+    facts = [
+        a.has_gps,
+        a.captured_at is not None,
+        a.time_zone is not None,
+        bool(a.description.strip()),
+        bool(a.make or a.model),
+        bool(a.lens),
+        a.is_favorite,
+        a.rating is not None,
+        bool(a.tags),
+        bool(a.albums),
+        a.live_photo_video_id is not None,
+        bool(a.city or a.country),
+    ]
+    return sum(1 for f in facts if f)
+
+
+def _rank_key(a: PlanAsset) -> tuple[int, int, int, int, str]:
+    # Uploaded copies beat external-library copies on a full tie: an external file may be
+    # moved by its owner, an uploaded one is Immich's to keep. Then the id, for a stable order.
+    return (-a.pixels, -(a.file_size or 0), -metadata_richness(a), 1 if a.is_external else 0, a.id)
+
+
+def rank(assets: Sequence[PlanAsset]) -> list[PlanAsset]:
+    """Best first."""
+    return sorted(assets, key=_rank_key)
+
+
+def _dims(a: PlanAsset) -> str:
+    return f"{a.width}×{a.height}" if a.width and a.height else "unknown size"
+
+
+def _mb(n: int | None) -> str:
+    return "?" if n is None else f"{n / 1_000_000:.2f} MB"
+
+
+def winner_reason(ranked: Sequence[PlanAsset]) -> str:
+    best, rest = ranked[0], ranked[1:]
+    if not rest:
+        return "only asset"
+    nxt = rest[0]
+    if best.pixels != nxt.pixels:
+        return f"most pixels: {_dims(best)} vs {_dims(nxt)}"
+    if (best.file_size or 0) != (nxt.file_size or 0):
+        return f"same pixels ({_dims(best)}); larger file: {_mb(best.file_size)} vs {_mb(nxt.file_size)}"
+    rb, rn = metadata_richness(best), metadata_richness(nxt)
+    if rb != rn:
+        return f"same pixels and size; richer metadata ({rb} vs {rn} facts)"
+    if best.is_external != nxt.is_external:
+        return "full tie; the uploaded copy is preferred over the external-library one"
+    return "full tie on pixels, size and metadata; first by id"
+
+
+# --------------------------------------------------------------------------- conflicts
+
+
+def _gps(a: PlanAsset) -> str:
+    assert a.latitude is not None
+    assert a.longitude is not None
+    place = ", ".join(p for p in (a.city, a.country) if p)
+    return f"{a.latitude:.5f}, {a.longitude:.5f}" + (f" ({place})" if place else "")
+
+
+def _when(a: PlanAsset) -> str:
+    if a.captured_at is None:
+        return "-"
+    if a.utc_offset_minutes is not None:
+        return local_iso_with_offset(a.captured_at, a.utc_offset_minutes)
+    return a.captured_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") + " (no zone)"
+
+
+def max_gps_distance(assets: Sequence[PlanAsset]) -> float:
+    with_gps = [a for a in assets if a.has_gps]
+    best = 0.0
+    for a, b in combinations(with_gps, 2):
+        assert a.latitude is not None
+        assert a.longitude is not None
+        assert b.latitude is not None
+        assert b.longitude is not None
+        best = max(best, haversine_m(a.latitude, a.longitude, b.latitude, b.longitude))
+    return best
+
+
+def find_conflicts(assets: Sequence[PlanAsset], settings: PlanSettings) -> list[Conflict]:
+    out: list[Conflict] = []
+
+    with_gps = [a for a in assets if a.has_gps]
+    if len(with_gps) >= 2:
+        dist = max_gps_distance(with_gps)
+        if dist > settings.gps_tolerance_m:
+            out.append(
+                Conflict(
+                    type=ConflictType.GPS,
+                    values={a.id: _gps(a) for a in with_gps},
+                    detail=f"copies are {format_distance(dist)} apart",
+                )
+            )
+
+    dated = [a for a in assets if a.captured_at is not None]
+    if len(dated) >= 2:
+        instants = [a.captured_at for a in dated if a.captured_at is not None]
+        spread = (max(instants) - min(instants)).total_seconds()
+        if spread > settings.time_tolerance_s:
+            out.append(
+                Conflict(
+                    type=ConflictType.CAPTURE_TIME,
+                    values={a.id: _when(a) for a in dated},
+                    detail=f"capture instants {_spread(spread)} apart",
+                )
+            )
+
+    zoned = [a for a in assets if a.utc_offset_minutes is not None]
+    if len({a.utc_offset_minutes for a in zoned}) > 1:
+        out.append(
+            Conflict(
+                type=ConflictType.TIMEZONE,
+                values={
+                    a.id: f"{a.time_zone} ({format_offset(a.utc_offset_minutes or 0)})" for a in zoned
+                },
+                detail="different UTC offsets at the capture instant",
+            )
+        )
+
+    described = [a for a in assets if a.description.strip()]
+    if len({a.description.strip() for a in described}) > 1:
+        out.append(
+            Conflict(
+                type=ConflictType.DESCRIPTION,
+                values={a.id: a.description for a in described},
+                detail="different descriptions",
+            )
+        )
+
+    cams = [a for a in assets if a.make or a.model]
+    if len({((a.make or "").strip().lower(), (a.model or "").strip().lower()) for a in cams}) > 1:
+        out.append(
+            Conflict(
+                type=ConflictType.CAMERA,
+                values={a.id: " ".join(p for p in (a.make, a.model) if p) for a in cams},
+                blocking=False,
+                detail="Immich cannot change the camera; shown for information",
+            )
+        )
+    return out
+
+
+def _spread(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def review_reasons(assets: Sequence[PlanAsset], conflicts: Sequence[Conflict]) -> list[ReviewReason]:
+    reasons: list[ReviewReason] = []
+    if any(c.blocking and c.type in BLOCKING_CONFLICTS for c in conflicts):
+        reasons.append(ReviewReason.CONFLICT)
+    if all(a.pixels == 0 for a in assets):
+        reasons.append(ReviewReason.NO_DIMENSIONS)
+    if len({a.type for a in assets}) > 1:
+        reasons.append(ReviewReason.MIXED_TYPES)
+    if any(a.is_external for a in assets):
+        reasons.append(ReviewReason.EXTERNAL_LIBRARY)
+    if any(a.live_photo_video_id for a in assets):
+        reasons.append(ReviewReason.LIVE_PHOTO)
+    paths = [a.original_path for a in assets if a.original_path]
+    if len(set(paths)) != len(paths):
+        reasons.append(ReviewReason.SAME_ORIGINAL_PATH)
+    return reasons
+
+
+# --------------------------------------------------------------------------- consolidation
+
+
+def default_sources(group_assets: Sequence[PlanAsset], winner_id: str, keep: Sequence[str]) -> Sources:
+    """Where each chosen field comes from when nobody said otherwise.
+
+    The winner's own value wins when it has one; otherwise the best-ranked other copy that has
+    it. Conflicts still need a person; the default is only what the review starts from.
+    """
+    by_rank = rank(group_assets)
+    winner = next(a for a in group_assets if a.id == winner_id)
+    others = [a for a in by_rank if a.id != winner_id]
+
+    gps = winner.id if winner.has_gps else next((a.id for a in others if a.has_gps), None)
+    dt: str | None
+    desc: str | None
+    if winner.utc_offset_minutes is not None and winner.captured_at is not None:
+        dt = winner.id
+    else:
+        dt = next(
+            (a.id for a in others if a.utc_offset_minutes is not None and a.captured_at is not None),
+            None,
+        )
+    if winner.description.strip():
+        desc = winner.id
+    else:
+        desc = next((a.id for a in others if a.description.strip()), None)
+    return Sources(gps=gps, datetime=dt, description=desc)
+
+
+_VIS_ORDER = {"timeline": 0, "archive": 1}
+
+
+def consolidate(group: GroupPlan) -> Consolidated:
+    """What the winner should hold afterwards, from the group's decision and sources."""
+    winner = group.winner_asset
+    every = group.assets
+    src = group.sources
+    out = Consolidated()
+
+    if src.gps is not None and src.gps != winner.id:
+        a = group.asset(src.gps)
+        if a.has_gps:
+            out.latitude, out.longitude = a.latitude, a.longitude
+    elif winner.has_gps:
+        out.latitude, out.longitude = winner.latitude, winner.longitude
+
+    if src.datetime is not None and src.datetime != winner.id:
+        a = group.asset(src.datetime)
+        if a.captured_at is not None and a.utc_offset_minutes is not None:
+            out.date_time_original = local_iso_with_offset(a.captured_at, a.utc_offset_minutes)
+
+    if src.description is not None and src.description != winner.id:
+        out.description = group.asset(src.description).description
+    elif winner.description:
+        out.description = winner.description
+
+    out.is_favorite = any(a.is_favorite for a in every)
+    ratings = [a.rating for a in every if a.rating is not None]
+    out.rating = max(ratings) if ratings else None
+    vis = [a.visibility for a in every if a.visibility in _VIS_ORDER]
+    out.visibility = "archive" if "archive" in vis else "timeline"
+
+    albums: dict[str, None] = {}
+    tags: dict[str, None] = {}
+    for a in [winner, *[x for x in every if x.id != winner.id]]:
+        for al in a.albums:
+            albums.setdefault(al.id)
+        for t in a.tags:
+            tags.setdefault(t.id)
+    out.album_ids = list(albums)
+    out.tag_ids = list(tags)
+
+    if winner.live_photo_video_id is None:
+        out.live_photo_video_id = next(
+            (a.live_photo_video_id for a in rank(every) if a.live_photo_video_id and a.id != winner.id),
+            None,
+        )
+    else:
+        out.live_photo_video_id = winner.live_photo_video_id
+
+    if not (winner.make or winner.model):
+        other = next((a for a in rank(every) if a.make or a.model), None)
+        if other is not None:
+            out.camera_lost = " ".join(p for p in (other.make, other.model) if p)
+    return out
+
+
+def _bytes_freed(group: GroupPlan) -> int:
+    if group.action is not Action.RESOLVE:
+        return 0
+    return sum(group.asset(i).file_size or 0 for i in group.losers)
+
+
+def _refresh(group: GroupPlan) -> GroupPlan:
+    """Recompute what follows from the decision (consolidated values, bytes) and re-validate."""
+    group.consolidated = consolidate(group)
+    group.bytes_freed = _bytes_freed(group)
+    return GroupPlan.model_validate(group.model_dump())
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build_group(
+    duplicate_id: str,
+    assets: Sequence[PlanAsset],
+    settings: PlanSettings,
+    suggested_keep: Sequence[str] = (),
+) -> GroupPlan:
+    ranked = rank(assets)
+    winner = ranked[0]
+    conflicts = find_conflicts(assets, settings)
+    reasons = review_reasons(assets, conflicts)
+    losers = [a.id for a in ranked[1:]]
+    note = ""
+    if suggested_keep and winner.id not in suggested_keep:
+        theirs = next((a for a in assets if a.id in suggested_keep), None)
+        if theirs is not None:
+            note = f"Immich would keep {theirs.file_name} (largest file)"
+    group = GroupPlan(
+        duplicate_id=duplicate_id,
+        assets=list(ranked),
+        winner=winner.id,
+        losers=losers,
+        keep=[winner.id],
+        action=Action.RESOLVE,
+        winner_reason=winner_reason(ranked),
+        conflicts=conflicts,
+        review_reasons=reasons,
+        needs_review=bool(reasons),
+        sources=default_sources(assets, winner.id, [winner.id]),
+        note=note,
+    )
+    # Validated once above; what follows is derived by us, so no second validation pass
+    # (this runs for every group of a library with tens of thousands of them).
+    group.consolidated = consolidate(group)
+    group.bytes_freed = _bytes_freed(group)
+    return group
+
+
+# --------------------------------------------------------------------------- review edits
+# Each returns a new, validated GroupPlan: the review app and the tests use exactly these.
+
+
+def set_winner(group: GroupPlan, asset_id: str) -> GroupPlan:
+    """Make ``asset_id`` the keeper; the others become losers (partial keeps are kept)."""
+    group.asset(asset_id)
+    g = group.model_copy(deep=True)
+    extra_keeps = [k for k in g.keep if k not in (g.winner, asset_id)]
+    g.winner = asset_id
+    g.keep = [asset_id, *extra_keeps]
+    g.losers = [a.id for a in g.assets if a.id not in g.keep]
+    g.sources = _resource(g)
+    g.winner_reason = "chosen in review"
+    return _refresh(g)
+
+
+def _resource(g: GroupPlan) -> Sources:
+    """Keep a person's explicit source choices that still make sense; re-derive the rest."""
+    default = default_sources(g.assets, g.winner, g.keep)
+    return default
+
+
+def toggle_keep(group: GroupPlan, asset_id: str) -> GroupPlan:
+    """Keep a non-winner too (a partial keep), or send it back to the trash list."""
+    group.asset(asset_id)
+    if asset_id == group.winner:
+        return group
+    g = group.model_copy(deep=True)
+    if asset_id in g.keep:
+        g.keep = [k for k in g.keep if k != asset_id]
+    else:
+        g.keep = [*g.keep, asset_id]
+    g.losers = [a.id for a in g.assets if a.id not in g.keep]
+    return _refresh(g)
+
+
+def set_source(group: GroupPlan, field: str, asset_id: str | None) -> GroupPlan:
+    """Choose which copy supplies ``gps``, ``datetime`` or ``description`` (None: the winner's)."""
+    if field not in ("gps", "datetime", "description"):
+        raise ValueError(f"unknown field {field!r}")
+    if asset_id is not None:
+        a = group.asset(asset_id)
+        if field == "gps" and not a.has_gps:
+            raise ValueError(f"{a.file_name} has no GPS position")
+        if field == "datetime" and (a.captured_at is None or a.utc_offset_minutes is None):
+            raise ValueError(f"{a.file_name} has no capture time with a known zone")
+        if field == "description" and not a.description.strip():
+            raise ValueError(f"{a.file_name} has no description")
+    g = group.model_copy(deep=True)
+    g.sources = g.sources.model_copy(update={field: asset_id})
+    return _refresh(g)
+
+
+def set_action(group: GroupPlan, action: Action, reviewed: bool = True) -> GroupPlan:
+    g = group.model_copy(deep=True)
+    g.action = action
+    g.reviewed = reviewed or g.reviewed
+    return _refresh(g)
+
+
+def accept(group: GroupPlan) -> GroupPlan:
+    """A person looked and agrees with the decision as it stands."""
+    g = group.model_copy(deep=True)
+    g.reviewed = True
+    if g.action is Action.SKIP:
+        g.action = Action.RESOLVE
+    return _refresh(g)
+
+
+def allow_external_delete(group: GroupPlan, allow: bool) -> GroupPlan:
+    g = group.model_copy(deep=True)
+    g.allow_external_delete = allow
+    return _refresh(g)

@@ -1,0 +1,401 @@
+"""The plan file: the contract between analyze, review, execute and verify.
+
+Versioned, validated on load (a hand-edited plan that is invalid is refused with the path of
+the bad field), written atomically. Keeps the original tool's keys (``total_groups``,
+``total_assets``, ``needs_review_count``, ``groups[].duplicate_id``, ``.winner``, ``.losers[]``,
+``.conflicts[] {type, values}``, ``.needs_review``) so its ``jq`` recipes still work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION: Literal[1] = 1
+MAX_DESCRIPTION = 65_535
+"""Longer than any caption a person writes; a 10 MB 'description' is a broken file, not a caption."""
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+Uuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
+Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION)]
+ShortText = Annotated[str, StringConstraints(max_length=4096)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Action(StrEnum):
+    RESOLVE = "resolve"
+    """Keep ``keep``, trash ``trash``, consolidate metadata onto the winner."""
+    SKIP = "skip"
+    """Leave the group alone for now."""
+    KEEP_ALL = "keep_all"
+    """Not duplicates: dismiss the group, keep every asset."""
+    STACK = "stack"
+    """Keep every file, stacked with the winner as primary."""
+
+
+class ConflictType(StrEnum):
+    GPS = "gps"
+    CAPTURE_TIME = "capture_time"
+    TIMEZONE = "timezone"
+    DESCRIPTION = "description"
+    CAMERA = "camera"
+
+
+BLOCKING_CONFLICTS = frozenset(
+    {ConflictType.GPS, ConflictType.CAPTURE_TIME, ConflictType.TIMEZONE, ConflictType.DESCRIPTION}
+)
+
+
+class ReviewReason(StrEnum):
+    CONFLICT = "conflict"
+    NO_DIMENSIONS = "no_dimensions"
+    MIXED_TYPES = "mixed_types"
+    EXTERNAL_LIBRARY = "external_library"
+    LIVE_PHOTO = "live_photo"
+    SAME_ORIGINAL_PATH = "same_original_path"
+
+
+class PlanTag(_Strict):
+    id: Uuid
+    value: ShortText = ""
+
+
+class PlanAlbum(_Strict):
+    id: Uuid
+    name: ShortText = ""
+
+
+class PlanAsset(_Strict):
+    """What a reviewer needs to decide offline, and what execute re-checks against."""
+
+    id: Uuid
+    file_name: ShortText
+    type: Literal["IMAGE", "VIDEO", "AUDIO", "OTHER"] = "IMAGE"
+    mime: ShortText | None = None
+    width: int | None = Field(default=None, ge=0)
+    height: int | None = Field(default=None, ge=0)
+    file_size: int | None = Field(default=None, ge=0)
+    checksum: ShortText = ""
+    original_path: ShortText | None = None
+    library_id: Uuid | None = None
+    is_offline: bool = False
+    live_photo_video_id: Uuid | None = None
+    captured_at: datetime | None = None
+    """The capture instant (UTC), ``exifInfo.dateTimeOriginal``."""
+    local_time: datetime | None = None
+    """Wall-clock time where it was taken (Immich's ``localDateTime``, naive)."""
+    time_zone: ShortText | None = None
+    utc_offset_minutes: int | None = Field(default=None, ge=-18 * 60, le=18 * 60)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    city: ShortText | None = None
+    state: ShortText | None = None
+    country: ShortText | None = None
+    description: Description = ""
+    make: ShortText | None = None
+    model: ShortText | None = None
+    lens: ShortText | None = None
+    is_favorite: bool = False
+    rating: int | None = Field(default=None, ge=-1, le=5)
+    visibility: Literal["timeline", "archive", "hidden", "locked"] = "timeline"
+    tags: list[PlanTag] = Field(default_factory=list)
+    albums: list[PlanAlbum] = Field(default_factory=list)
+    updated_at: datetime | None = None
+    duration_ms: int | None = None
+
+    @field_validator("latitude", "longitude")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+    @property
+    def is_external(self) -> bool:
+        return self.library_id is not None
+
+    @property
+    def pixels(self) -> int:
+        return (self.width or 0) * (self.height or 0)
+
+    @property
+    def has_gps(self) -> bool:
+        return self.latitude is not None and self.longitude is not None
+
+    @property
+    def format(self) -> str:
+        if self.mime and "/" in self.mime:
+            return self.mime.split("/", 1)[1].upper()
+        return Path(self.file_name).suffix.lstrip(".").upper()
+
+
+class Conflict(_Strict):
+    type: ConflictType
+    values: dict[str, str]
+    """asset id → the value as shown to a person."""
+    blocking: bool = True
+    detail: ShortText = ""
+
+
+class Sources(_Strict):
+    """Which asset supplies each field that needs a choice (None: leave the winner's as it is)."""
+
+    gps: Uuid | None = None
+    datetime: Uuid | None = None
+    description: Uuid | None = None
+
+
+class Consolidated(_Strict):
+    """What the winner should hold after execute. Verify compares the server against this."""
+
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    date_time_original: ShortText | None = None
+    """Local time with an explicit offset, e.g. ``2019-07-04T18:30:00+02:00``; None: unchanged."""
+    description: Description | None = None
+    is_favorite: bool = False
+    rating: int | None = Field(default=None, ge=-1, le=5)
+    visibility: Literal["timeline", "archive"] = "timeline"
+    album_ids: list[Uuid] = Field(default_factory=list)
+    tag_ids: list[Uuid] = Field(default_factory=list)
+    live_photo_video_id: Uuid | None = None
+    camera_lost: ShortText | None = None
+    """Make/model only a loser has: Immich cannot write it, so it is reported."""
+
+    @field_validator("latitude", "longitude")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+
+class GroupPlan(_Strict):
+    duplicate_id: Uuid
+    assets: list[PlanAsset] = Field(min_length=2)
+    winner: Uuid
+    losers: list[Uuid]
+    """The assets that will be trashed (the original tool's key); equal to ``trash``."""
+    keep: list[Uuid]
+    """Assets kept: the winner, plus any a person chose to keep too."""
+    action: Action = Action.RESOLVE
+    winner_reason: ShortText = ""
+    conflicts: list[Conflict] = Field(default_factory=list)
+    review_reasons: list[ReviewReason] = Field(default_factory=list)
+    needs_review: bool = False
+    reviewed: bool = False
+    sources: Sources = Field(default_factory=Sources)
+    consolidated: Consolidated = Field(default_factory=Consolidated)
+    allow_external_delete: bool = False
+    """Trash external-library losers too: only ever set by a person in review."""
+    bytes_freed: int = Field(default=0, ge=0)
+    note: ShortText = ""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GroupPlan:
+        ids = [a.id for a in self.assets]
+        if len(set(ids)) != len(ids):
+            raise ValueError("an asset is listed twice in this group")
+        members = set(ids)
+        if self.winner not in members:
+            raise ValueError(f"winner {self.winner} is not an asset of this group")
+        if self.winner in self.losers:
+            raise ValueError(f"winner {self.winner} is also a loser")
+        if self.winner not in self.keep:
+            raise ValueError("the winner must be in keep")
+        for name, lst in (("losers", self.losers), ("keep", self.keep)):
+            for aid in lst:
+                if aid not in members:
+                    raise ValueError(f"{name} names {aid}, which is not an asset of this group")
+            if len(set(lst)) != len(lst):
+                raise ValueError(f"{name} lists an asset twice")
+        if set(self.keep) & set(self.losers):
+            raise ValueError("an asset is both kept and trashed")
+        if set(self.keep) | set(self.losers) != members:
+            raise ValueError("every asset must be either kept or a loser")
+        for field in ("gps", "datetime", "description"):
+            src = getattr(self.sources, field)
+            if src is not None and src not in members:
+                raise ValueError(f"sources.{field} names {src}, which is not in this group")
+        return self
+
+    def asset(self, asset_id: str) -> PlanAsset:
+        for a in self.assets:
+            if a.id == asset_id:
+                return a
+        raise KeyError(asset_id)
+
+    @property
+    def winner_asset(self) -> PlanAsset:
+        return self.asset(self.winner)
+
+    @property
+    def loser_assets(self) -> list[PlanAsset]:
+        return [self.asset(i) for i in self.losers]
+
+    @property
+    def decided(self) -> bool:
+        """A person reviewed it, or it needs no review."""
+        return self.reviewed or not self.needs_review
+
+
+class PlanSettings(_Strict):
+    gps_tolerance_m: float = Field(default=100.0, gt=0)
+    time_tolerance_s: float = Field(default=2.0, ge=0)
+
+
+class Plan(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    tool_version: ShortText = ""
+    created_at: datetime
+    server_url: ShortText
+    server_version: ShortText = ""
+    user_id: Uuid
+    user_email: ShortText = ""
+    settings: PlanSettings = Field(default_factory=PlanSettings)
+    total_groups: int = Field(ge=0)
+    total_assets: int = Field(ge=0)
+    needs_review_count: int = Field(ge=0)
+    groups: list[GroupPlan]
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Plan:
+        seen_groups: set[str] = set()
+        seen_assets: dict[str, str] = {}
+        for i, g in enumerate(self.groups):
+            if g.duplicate_id in seen_groups:
+                raise ValueError(f"groups[{i}]: duplicate_id {g.duplicate_id} appears twice")
+            seen_groups.add(g.duplicate_id)
+            for a in g.assets:
+                other = seen_assets.get(a.id)
+                if other is not None:
+                    raise ValueError(
+                        f"groups[{i}]: asset {a.id} is also in group {other}; an asset belongs to one group"
+                    )
+                seen_assets[a.id] = g.duplicate_id
+        return self
+
+    def refresh_counts(self) -> None:
+        """Recompute the summary keys after edits (review)."""
+        self.total_groups = len(self.groups)
+        self.total_assets = sum(len(g.assets) for g in self.groups)
+        self.needs_review_count = sum(1 for g in self.groups if g.needs_review and not g.reviewed)
+
+    def group(self, duplicate_id: str) -> GroupPlan:
+        for g in self.groups:
+            if g.duplicate_id == duplicate_id:
+                return g
+        raise KeyError(duplicate_id)
+
+
+class PlanError(ValueError):
+    """A plan file that cannot be used; the message names the file and the bad field."""
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def parse_plan(text: str | bytes, source: str = "plan") -> Plan:
+    """Validate a plan; raise PlanError with one clear line naming the bad field."""
+    try:
+        raw = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PlanError(f"{source}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise PlanError(f"{source}: not valid JSON (nested too deeply)") from None
+    if not isinstance(raw, dict):
+        raise PlanError(f"{source}: a plan is a JSON object, found {type(raw).__name__}")
+    version = raw.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise PlanError(
+            f"{source}: schema_version {version!r} is not supported (this immich-dupes reads {SCHEMA_VERSION})"
+        )
+    try:
+        return Plan.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        more = f" (and {e.error_count() - 1} more problems)" if e.error_count() > 1 else ""
+        msg = str(err.get("msg", "invalid"))
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        return_loc = _loc(tuple(err.get("loc", ())))
+        raise PlanError(f"{source}: {return_loc}: {msg}{more}") from None
+
+
+def load_plan(path: str | os.PathLike[str]) -> Plan:
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise PlanError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise PlanError(f"{p}: is a directory, not a plan file") from None
+    except OSError as e:
+        raise PlanError(f"{p}: cannot read ({e.strerror})") from None
+    return parse_plan(data, str(p))
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int = 0o600) -> None:
+    """Write via a temp file in the same folder, fsync, rename: never a half-written file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    try:
+        dfd = os.open(p.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
+    plan.refresh_counts()
+    atomic_write_text(path, plan.model_dump_json(indent=1))
+
+
+def plan_json_schema() -> dict[str, Any]:
+    return Plan.model_json_schema()

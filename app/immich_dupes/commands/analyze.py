@@ -1,0 +1,58 @@
+"""``immich-dupes analyze -o PLAN.json``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from immich_dupes.analysis.plan import Plan, PlanSettings, save_plan
+from immich_dupes.commands.common import ProgressPrinter, errors_to_exit, human_bytes, make_client
+from immich_dupes.engine.analyze import ANALYZE_PERMISSIONS, analyze
+
+
+def summary(plan: Plan) -> str:
+    reasons: Counter[str] = Counter()
+    for g in plan.groups:
+        for r in g.review_reasons:
+            reasons[r.value] += 1
+    freed = sum(g.bytes_freed for g in plan.groups)
+    lines = [
+        f"{plan.total_groups} groups, {plan.total_assets} assets; "
+        f"{plan.needs_review_count} need review; {human_bytes(freed)} would be freed",
+    ]
+    for reason, n in reasons.most_common():
+        lines.append(f"  needs review: {reason.replace('_', ' ')}: {n}")
+    return "\n".join(lines)
+
+
+async def run_analyze(
+    args: argparse.Namespace, transport: httpx.AsyncBaseTransport | None = None
+) -> Plan:
+    settings = PlanSettings(gps_tolerance_m=args.gps_tolerance, time_tolerance_s=args.time_tolerance)
+    progress = ProgressPrinter()
+    async with make_client(args, transport) as client:
+        await client.connect(ANALYZE_PERMISSIONS)
+        plan = await analyze(client, settings, progress)
+    progress.finish()
+    return plan
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    if out.is_dir():
+        sys.stderr.write(f"immich-dupes: error: {out} is a directory; give a file name for the plan\n")
+        return 2
+    if not out.parent.exists():
+        sys.stderr.write(f"immich-dupes: error: the folder {out.parent} does not exist\n")
+        return 2
+    with errors_to_exit() as code:
+        plan = asyncio.run(run_analyze(args))
+        save_plan(plan, out)
+        print(summary(plan))
+        print(f"plan written to {out}")
+    return code[0]

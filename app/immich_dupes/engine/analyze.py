@@ -1,0 +1,74 @@
+"""Analyze: fetch every duplicate group, choose winners, flag conflicts, build the plan."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from immich_dupes import __version__
+from immich_dupes.analysis.decide import build_group, plan_asset
+from immich_dupes.analysis.plan import GroupPlan, Plan, PlanAlbum, PlanSettings
+from immich_dupes.engine.events import Event, Reporter, ignore
+from immich_dupes.immich.client import ImmichClient
+
+ANALYZE_PERMISSIONS = ("duplicate.read", "user.read", "album.read", "asset.read")
+
+
+async def album_membership(client: ImmichClient, report: Reporter = ignore) -> dict[str, list[PlanAlbum]]:
+    """asset id → the albums it is in, from one listing per album (not one request per asset)."""
+    albums = await client.albums()
+    report(Event("albums", f"{len(albums)} albums", done=0, total=len(albums)))
+    out: dict[str, list[PlanAlbum]] = defaultdict(list)
+    done = 0
+
+    async def one(album_id: str, name: str) -> None:
+        nonlocal done
+        for asset_id in await client.album_asset_ids(album_id):
+            out[asset_id].append(PlanAlbum(id=album_id, name=name[:4096]))
+        done += 1
+        report(Event("albums", "", done=done, total=len(albums)))
+
+    await asyncio.gather(*(one(a.id, a.albumName) for a in albums))
+    return dict(out)
+
+
+async def analyze(
+    client: ImmichClient,
+    settings: PlanSettings | None = None,
+    report: Reporter = ignore,
+) -> Plan:
+    """Build a plan for every group on the server (the client must be connected)."""
+    settings = settings or PlanSettings()
+    info = client.info
+    if info is None:
+        info = await client.connect(ANALYZE_PERMISSIONS)
+    membership = await album_membership(client, report)
+
+    groups: list[GroupPlan] = []
+
+    def progress(received: int, total: int | None) -> None:
+        report(Event("download", "", bytes_done=received, bytes_total=total, done=len(groups)))
+
+    async for g in client.iter_duplicates(progress):
+        if len(g.assets) < 2:
+            continue
+        assets = [plan_asset(a, membership.get(a.id, ())) for a in g.assets]
+        groups.append(build_group(g.duplicateId, assets, settings, g.suggestedKeepAssetIds))
+    report(Event("analyze", f"{len(groups)} groups", done=len(groups), total=len(groups)))
+
+    plan = Plan(
+        tool_version=__version__,
+        created_at=datetime.now(UTC),
+        server_url=client.base_url,
+        server_version=str(info.version),
+        user_id=info.user.id,
+        user_email=info.user.email,
+        settings=settings,
+        total_groups=0,
+        total_assets=0,
+        needs_review_count=0,
+        groups=groups,
+    )
+    plan.refresh_counts()
+    return plan
