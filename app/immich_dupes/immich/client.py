@@ -419,11 +419,11 @@ class ImmichClient:
     ) -> AsyncIterator[DuplicateGroup]:
         long_read = httpx.Timeout(connect=15.0, read=600.0, write=60.0, pool=None)
         async with self.stream("GET", "/duplicates", http_timeout=long_read) as r:
-            total = _int_or_none(r.headers.get("content-length"))
+            total = _plain_length(r)
             parser = _ArrayStreamParser()
             received = 0
             try:
-                async for chunk in r.aiter_raw(CHUNK):
+                async for chunk in r.aiter_bytes(CHUNK):
                     received += len(chunk)
                     for item in parser.feed(chunk):
                         yield DuplicateGroup.model_validate(item)
@@ -551,12 +551,12 @@ class ImmichClient:
         sha1 = hashlib.sha1()
         size = 0
         async with self.stream("GET", path) as r:
-            declared = _int_or_none(r.headers.get("content-length"))
+            declared = _plain_length(r)
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 with os.fdopen(fd, "wb") as f:
                     try:
-                        async for chunk in r.aiter_raw(CHUNK):
+                        async for chunk in r.aiter_bytes(CHUNK):
                             f.write(chunk)
                             sha1.update(chunk)
                             size += len(chunk)
@@ -713,13 +713,20 @@ class ImmichClient:
 async def _read_limited(response: httpx.Response, limit: int = 64 * 1024) -> bytes:
     out = b""
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in response.aiter_bytes():
             out += chunk
             if len(out) >= limit:
                 break
     except (httpx.TransportError, httpx.StreamError):
         pass
     return out
+
+
+def _plain_length(r: httpx.Response) -> int | None:
+    """Content-Length, when it counts the bytes we see (no content-encoding such as gzip)."""
+    if r.headers.get("content-encoding", "identity") not in ("identity", ""):
+        return None
+    return _int_or_none(r.headers.get("content-length"))
 
 
 def _int_or_none(v: str | None) -> int | None:

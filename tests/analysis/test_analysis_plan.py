@@ -1,0 +1,165 @@
+"""The plan file: validation with the path of the bad field, atomic writes, the recorded server."""
+
+from __future__ import annotations
+
+import json
+import stat
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from immich_dupes.analysis.decide import build_group, plan_asset
+from immich_dupes.analysis.plan import (
+    Plan,
+    PlanError,
+    PlanSettings,
+    ReviewReason,
+    load_plan,
+    parse_plan,
+    plan_json_schema,
+    save_plan,
+)
+from immich_dupes.immich.models import DuplicateGroup
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
+
+
+def recorded_plan() -> Plan:
+    raw = json.loads((FIXTURES / "duplicates-admin.json").read_text())
+    groups = []
+    for g in raw:
+        dg = DuplicateGroup.model_validate(g)
+        groups.append(
+            build_group(dg.duplicateId, [plan_asset(a) for a in dg.assets], PlanSettings(), dg.suggestedKeepAssetIds)
+        )
+    plan = Plan(
+        created_at=datetime(2026, 11, 23, tzinfo=timezone.utc),
+        server_url="http://127.0.0.1:2283/api",
+        user_id="65163ffa-970d-43e8-bd95-0c554b301938",
+        total_groups=0,
+        total_assets=0,
+        needs_review_count=0,
+        groups=groups,
+    )
+    plan.refresh_counts()
+    return plan
+
+
+def by_name(plan: Plan, fragment: str) -> Any:
+    for g in plan.groups:
+        if any(fragment in a.file_name for a in g.assets):
+            return g
+    raise AssertionError(fragment)
+
+
+def test_recorded_server_plan_is_what_a_careful_person_would_choose() -> None:
+    plan = recorded_plan()
+    assert plan.total_groups == 12 and plan.total_assets == 25
+
+    s01 = by_name(plan, "s01_")
+    assert s01.winner_asset.file_name == "s01_large_nogps.jpg"  # 4000×3000 beats 1600×1200 with GPS
+    assert s01.winner_reason == "most pixels: 4000×3000 vs 1600×1200"
+    assert (s01.consolidated.latitude, s01.consolidated.longitude) == (48.8566, 2.3522)  # GPS carried
+    assert not s01.needs_review
+
+    s02 = by_name(plan, "s02_")  # Munich vs Berlin, ~500 km
+    assert s02.needs_review and any(c.type == "gps" for c in s02.conflicts)
+
+    s03 = by_name(plan, "s03_")  # +02:00 vs +00:00
+    assert s03.needs_review and any(c.type == "timezone" for c in s03.conflicts)
+
+    s10 = by_name(plan, "s10_")
+    assert ReviewReason.EXTERNAL_LIBRARY in s10.review_reasons
+    assert s10.winner_asset.file_name == "s10_upload_large.jpg"
+
+    s04 = by_name(plan, "s04_")
+    assert s04.consolidated.description == "Harbour at dawn - only the small copy has this caption"
+    s11 = by_name(plan, "s11_")
+    assert s11.consolidated.is_favorite is True
+    s12 = by_name(plan, "s12_")
+    assert s12.consolidated.rating == 4 and len(s12.consolidated.tag_ids) == 1
+    s13 = by_name(plan, "s13_")
+    assert s13.consolidated.visibility == "archive"
+    s09 = by_name(plan, "s09_")
+    assert s09.winner_asset.file_name == "s09_video_720p.mp4"
+
+
+def test_plan_roundtrip_atomic_and_private(tmp_path: Path) -> None:
+    plan = recorded_plan()
+    out = tmp_path / "plan.json"
+    save_plan(plan, out)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["plan.json"]  # no temp file left behind
+    again = load_plan(out)
+    assert again == plan
+    data = json.loads(out.read_text())
+    # The original tool's keys, for its jq recipes.
+    for key in ("total_groups", "total_assets", "needs_review_count", "groups", "schema_version"):
+        assert key in data
+    g = data["groups"][0]
+    for key in ("duplicate_id", "winner", "losers", "conflicts", "needs_review"):
+        assert key in g
+
+
+def _mutate(plan: Plan, fn: Any) -> str:
+    data = json.loads(plan.model_dump_json())
+    fn(data)
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize(
+    ("mutation", "expected"),
+    [
+        (lambda d: d.update(schema_version=99), "schema_version 99 is not supported"),
+        (lambda d: d["groups"][0].update(winner="not-a-uuid"), "groups[0].winner"),
+        (lambda d: d["groups"][0]["assets"][0].update(latitude=123.0), "groups[0].assets[0].latitude"),
+        (lambda d: d["groups"][1].update(duplicate_id=d["groups"][0]["duplicate_id"]), "appears twice"),
+        (lambda d: d["groups"][0]["losers"].append(d["groups"][0]["winner"]), "also a loser"),
+        (lambda d: d["groups"][0]["assets"][0].update(description="x" * 70_000), "description"),
+        (lambda d: d["groups"][0].update(action="explode"), "groups[0].action"),
+        (lambda d: d.update(total_groups="many"), "total_groups"),
+        (lambda d: d.update(extra_key=1), "extra_key"),
+    ],
+)
+def test_invalid_plans_name_the_bad_field(mutation: Any, expected: str) -> None:
+    text = _mutate(recorded_plan(), mutation)
+    with pytest.raises(PlanError) as e:
+        parse_plan(text, "plan.json")
+    assert expected in str(e.value)
+    assert str(e.value).startswith("plan.json: ")
+    assert "\n" not in str(e.value)
+
+
+def test_asset_in_two_groups_is_refused() -> None:
+    def move(d: dict[str, Any]) -> None:
+        d["groups"][1]["assets"].append(d["groups"][0]["assets"][1])
+        d["groups"][1]["losers"].append(d["groups"][0]["assets"][1]["id"])
+
+    with pytest.raises(PlanError, match="also in group"):
+        parse_plan(_mutate(recorded_plan(), move))
+
+
+def test_nan_coordinates_and_truncated_json_are_refused() -> None:
+    text = _mutate(recorded_plan(), lambda d: d["groups"][0]["assets"][0].update(latitude=0.0))
+    text = text.replace('"latitude": 0.0', '"latitude": NaN', 1)
+    assert 'NaN' in text
+    with pytest.raises(PlanError, match="latitude"):
+        parse_plan(text)
+    with pytest.raises(PlanError, match="not valid JSON"):
+        parse_plan(recorded_plan().model_dump_json()[:500])
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match="no such file"):
+        load_plan(tmp_path / "nope.json")
+    with pytest.raises(PlanError, match="is a directory"):
+        load_plan(tmp_path)
+
+
+def test_json_schema_is_published() -> None:
+    schema = plan_json_schema()
+    assert schema["title"] == "Plan"
+    assert "groups" in schema["properties"]
+    assert "GroupPlan" in schema["$defs"]
