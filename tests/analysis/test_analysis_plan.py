@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ def recorded_plan() -> Plan:
             build_group(dg.duplicateId, [plan_asset(a) for a in dg.assets], PlanSettings(), dg.suggestedKeepAssetIds)
         )
     plan = Plan(
-        created_at=datetime(2026, 11, 23, tzinfo=timezone.utc),
+        created_at=datetime(2026, 11, 23, tzinfo=UTC),
         server_url="http://127.0.0.1:2283/api",
         user_id="65163ffa-970d-43e8-bd95-0c554b301938",
         total_groups=0,
@@ -56,7 +56,8 @@ def by_name(plan: Plan, fragment: str) -> Any:
 
 def test_recorded_server_plan_is_what_a_careful_person_would_choose() -> None:
     plan = recorded_plan()
-    assert plan.total_groups == 12 and plan.total_assets == 25
+    assert plan.total_groups == 12
+    assert plan.total_assets == 25
 
     s01 = by_name(plan, "s01_")
     assert s01.winner_asset.file_name == "s01_large_nogps.jpg"  # 4000×3000 beats 1600×1200 with GPS
@@ -65,10 +66,12 @@ def test_recorded_server_plan_is_what_a_careful_person_would_choose() -> None:
     assert not s01.needs_review
 
     s02 = by_name(plan, "s02_")  # Munich vs Berlin, ~500 km
-    assert s02.needs_review and any(c.type == "gps" for c in s02.conflicts)
+    assert s02.needs_review
+    assert any(c.type == "gps" for c in s02.conflicts)
 
     s03 = by_name(plan, "s03_")  # +02:00 vs +00:00
-    assert s03.needs_review and any(c.type == "timezone" for c in s03.conflicts)
+    assert s03.needs_review
+    assert any(c.type == "timezone" for c in s03.conflicts)
 
     s10 = by_name(plan, "s10_")
     assert ReviewReason.EXTERNAL_LIBRARY in s10.review_reasons
@@ -79,7 +82,8 @@ def test_recorded_server_plan_is_what_a_careful_person_would_choose() -> None:
     s11 = by_name(plan, "s11_")
     assert s11.consolidated.is_favorite is True
     s12 = by_name(plan, "s12_")
-    assert s12.consolidated.rating == 4 and len(s12.consolidated.tag_ids) == 1
+    assert s12.consolidated.rating == 4
+    assert len(s12.consolidated.tag_ids) == 1
     s13 = by_name(plan, "s13_")
     assert s13.consolidated.visibility == "archive"
     s09 = by_name(plan, "s09_")

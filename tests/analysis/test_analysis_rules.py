@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from immich_dupes.analysis.plan import (
 from immich_dupes.analysis.timezones import local_iso_with_offset, offset_minutes
 
 SETTINGS = PlanSettings()
-WHEN = datetime(2022, 5, 1, 8, 0, tzinfo=timezone.utc)
+WHEN = datetime(2022, 5, 1, 8, 0, tzinfo=UTC)
 
 
 def uid(n: int) -> str:
@@ -126,7 +126,9 @@ def test_external_live_photo_and_same_path_need_review() -> None:
 
 def test_clean_group_needs_no_review() -> None:
     g = group(asset(1, width=4000, height=3000), asset(2))
-    assert g.review_reasons == [] and not g.needs_review and g.decided
+    assert g.review_reasons == []
+    assert not g.needs_review
+    assert g.decided
 
 
 # --------------------------------------------------------------------------- conflicts
@@ -147,7 +149,9 @@ def test_gps_500_km_apart_is_a_conflict_with_the_distance() -> None:
     berlin = asset(2, latitude=52.52, longitude=13.405, width=3000, height=2000)
     g = group(munich, berlin)
     (c,) = [c for c in g.conflicts if c.type is ConflictType.GPS]
-    assert c.blocking and "504" in c.detail and "km" in c.detail
+    assert c.blocking
+    assert "504" in c.detail
+    assert "km" in c.detail
     assert g.needs_review
 
 
@@ -156,7 +160,8 @@ def test_gps_tolerance_is_configurable() -> None:
     b = asset(2, latitude=0.0009, longitude=0.0)  # ~100 m
     loose = decide.build_group(uid(9), [a, b], PlanSettings(gps_tolerance_m=500))
     tight = decide.build_group(uid(9), [a, b], PlanSettings(gps_tolerance_m=50))
-    assert ConflictType.GPS not in types(loose) and ConflictType.GPS in types(tight)
+    assert ConflictType.GPS not in types(loose)
+    assert ConflictType.GPS in types(tight)
 
 
 def test_gps_only_on_one_copy_is_no_conflict_and_is_carried() -> None:
@@ -186,7 +191,7 @@ def test_timezones_compare_by_offset_at_the_instant(zone_a: str, zone_b: str, co
 
 
 def test_winter_berlin_equals_utc_plus_1() -> None:
-    winter = datetime(2020, 1, 15, 12, tzinfo=timezone.utc)
+    winter = datetime(2020, 1, 15, 12, tzinfo=UTC)
     g = group(
         asset(1, time_zone="UTC+1", captured_at=winter), asset(2, time_zone="Europe/Berlin", captured_at=winter)
     )
@@ -194,8 +199,8 @@ def test_winter_berlin_equals_utc_plus_1() -> None:
 
 
 def test_capture_time_tolerance() -> None:
-    one_second = datetime(2022, 5, 1, 8, 0, 1, tzinfo=timezone.utc)
-    ten_seconds = datetime(2022, 5, 1, 8, 0, 10, tzinfo=timezone.utc)
+    one_second = datetime(2022, 5, 1, 8, 0, 1, tzinfo=UTC)
+    ten_seconds = datetime(2022, 5, 1, 8, 0, 10, tzinfo=UTC)
     assert ConflictType.CAPTURE_TIME not in types(group(asset(1), asset(2, captured_at=one_second)))
     g = group(asset(1), asset(2, captured_at=ten_seconds))
     assert ConflictType.CAPTURE_TIME in types(g)
@@ -293,7 +298,9 @@ def test_set_winner_recomputes_losers_sources_and_consolidation() -> None:
     small = asset(2, latitude=1.0, longitude=2.0, description="only here")
     g = group(big, small)
     g2 = decide.set_winner(g, small.id)
-    assert g2.winner == small.id and g2.losers == [big.id] and g2.keep == [small.id]
+    assert g2.winner == small.id
+    assert g2.losers == [big.id]
+    assert g2.keep == [small.id]
     assert g2.sources.gps == small.id
     assert g2.bytes_freed == big.file_size
     assert g.winner == big.id  # the original is untouched (undo relies on it)
@@ -302,7 +309,8 @@ def test_set_winner_recomputes_losers_sources_and_consolidation() -> None:
 def test_toggle_keep_makes_a_partial_keep_and_back() -> None:
     g = group(asset(1, width=4000, height=3000), asset(2), asset(3, width=10, height=10))
     kept = decide.toggle_keep(g, uid(2))
-    assert set(kept.keep) == {uid(1), uid(2)} and kept.losers == [uid(3)]
+    assert set(kept.keep) == {uid(1), uid(2)}
+    assert kept.losers == [uid(3)]
     back = decide.toggle_keep(kept, uid(2))
     assert set(back.losers) == {uid(2), uid(3)}
     assert decide.toggle_keep(g, g.winner) == g  # the winner cannot be trashed by a toggle
@@ -323,6 +331,9 @@ def test_set_source_validates_the_choice() -> None:
 def test_actions_mark_reviewed_and_keep_all_frees_nothing() -> None:
     g = group(asset(1, width=4000, height=3000), asset(2, description="x"))
     kept = decide.set_action(g, Action.KEEP_ALL)
-    assert kept.reviewed and kept.action is Action.KEEP_ALL and kept.bytes_freed == 0
+    assert kept.reviewed
+    assert kept.action is Action.KEEP_ALL
+    assert kept.bytes_freed == 0
     accepted = decide.accept(decide.set_action(g, Action.SKIP))
-    assert accepted.reviewed and accepted.action is Action.RESOLVE
+    assert accepted.reviewed
+    assert accepted.action is Action.RESOLVE

@@ -109,7 +109,8 @@ def test_streaming_parser_at_every_chunk_boundary(chunk: int) -> None:
 
 def test_streaming_parser_empty_list_and_truncation() -> None:
     p = _ArrayStreamParser()
-    assert p.feed(b" [ ] ") == [] and p.close() == []
+    assert p.feed(b" [ ] ") == []
+    assert p.close() == []
     p = _ArrayStreamParser()
     p.feed(json.dumps(_groups(3)).encode()[:-40])
     with pytest.raises(ImmichError, match="ended early|not valid"):
@@ -179,7 +180,8 @@ async def test_connection_errors_are_retried_then_reported_without_the_key() -> 
         with pytest.raises(ConnectionFailed) as e:
             await c.ping()
     assert calls == 4
-    assert KEY not in str(e.value) and KEY not in repr(e.value)
+    assert KEY not in str(e.value)
+    assert KEY not in repr(e.value)
 
 
 async def test_key_sent_as_header_not_in_the_url() -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from immich_dupes import __version__
 from immich_dupes.analysis.decide import build_group, plan_asset
-from immich_dupes.analysis.plan import GroupPlan, Plan, PlanAlbum, PlanSettings
+from immich_dupes.analysis.plan import GroupPlan, Plan, PlanAlbum, PlanAsset, PlanSettings
 from immich_dupes.engine.events import Event, Reporter, ignore
 from immich_dupes.immich.client import ImmichClient
 
@@ -43,18 +43,34 @@ async def analyze(
     info = client.info
     if info is None:
         info = await client.connect(ANALYZE_PERMISSIONS)
-    membership = await album_membership(client, report)
+    # Album lookups run while the (large) duplicates list downloads: under the rate limit
+    # they would otherwise add their whole duration to the analysis.
+    albums_task = asyncio.create_task(album_membership(client, report))
+    pending: list[tuple[str, list[PlanAsset], list[str]]] = []
+    received = 0
+
+    def progress(done_bytes: int, total: int | None) -> None:
+        report(Event("download", "", bytes_done=done_bytes, bytes_total=total, done=received))
+
+    try:
+        async for g in client.iter_duplicates(progress):
+            if len(g.assets) < 2:
+                continue
+            received += 1
+            pending.append((g.duplicateId, [plan_asset(a) for a in g.assets], g.suggestedKeepAssetIds))
+        membership = await albums_task
+    finally:
+        if not albums_task.done():
+            albums_task.cancel()
 
     groups: list[GroupPlan] = []
-
-    def progress(received: int, total: int | None) -> None:
-        report(Event("download", "", bytes_done=received, bytes_total=total, done=len(groups)))
-
-    async for g in client.iter_duplicates(progress):
-        if len(g.assets) < 2:
-            continue
-        assets = [plan_asset(a, membership.get(a.id, ())) for a in g.assets]
-        groups.append(build_group(g.duplicateId, assets, settings, g.suggestedKeepAssetIds))
+    for duplicate_id, assets, suggested in pending:
+        for a in assets:
+            found = membership.get(a.id)
+            if found:
+                a.albums = found
+        groups.append(build_group(duplicate_id, assets, settings, suggested))
+    pending.clear()
     report(Event("analyze", f"{len(groups)} groups", done=len(groups), total=len(groups)))
 
     plan = Plan(

@@ -19,7 +19,7 @@ import json
 import os
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -93,23 +93,34 @@ def checksum_b64(sha1_digest: bytes) -> str:
 
 
 class RateLimiter:
-    """Strictly spaced request starts: at most ``rate`` per second, never a burst above it."""
+    """At most ``rate`` request starts in any one-second window, as the server sees them.
+
+    Starts are spaced ``1/rate`` apart, and the ``k``-th previous *actual* start must be
+    ``k/rate`` seconds (plus 3 % for jitter in transit) in the past: a request that left late
+    never lets a later one bunch up behind it.
+    """
+
+    MARGIN = 1.03
 
     def __init__(self, rate: float) -> None:
         if not rate > 0:
             raise ValueError("rate limit must be a positive number of requests per second")
         self.interval = 1.0 / rate
-        self._next = 0.0
+        self._k = max(1, int(rate))
+        self._starts: deque[float] = deque(maxlen=self._k)
         self._lock = asyncio.Lock()
 
     async def wait(self) -> None:
         async with self._lock:
             now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self.interval
-        delay = start - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+            t = now
+            if self._starts:
+                t = max(t, self._starts[-1] + self.interval)
+            if len(self._starts) == self._k:
+                t = max(t, self._starts[0] + self._k * self.interval * self.MARGIN)
+            if t > now:
+                await asyncio.sleep(t - now)
+            self._starts.append(time.monotonic())
 
 
 @dataclass
@@ -417,6 +428,17 @@ class ImmichClient:
     async def iter_duplicates(
         self, on_progress: Callable[[int, int | None], None] | None = None
     ) -> AsyncIterator[DuplicateGroup]:
+        async for item in self.iter_duplicates_raw(on_progress):
+            yield DuplicateGroup.model_validate(item)
+
+    async def iter_duplicates_raw(
+        self, on_progress: Callable[[int, int | None], None] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The duplicate groups as the server sent them (plain JSON objects), streamed.
+
+        Execute keeps the losers' full ``AssetResponseDto`` JSON for the backup manifest,
+        including fields the typed models drop.
+        """
         long_read = httpx.Timeout(connect=15.0, read=600.0, write=60.0, pool=None)
         async with self.stream("GET", "/duplicates", http_timeout=long_read) as r:
             total = _plain_length(r)
@@ -426,7 +448,7 @@ class ImmichClient:
                 async for chunk in r.aiter_bytes(CHUNK):
                     received += len(chunk)
                     for item in parser.feed(chunk):
-                        yield DuplicateGroup.model_validate(item)
+                        yield _expect_object(item)
                     if on_progress is not None:
                         on_progress(received, total)
             except (httpx.TransportError, httpx.StreamError) as e:
@@ -442,7 +464,7 @@ class ImmichClient:
                     path="/duplicates",
                 )
             for item in parser.close():
-                yield DuplicateGroup.model_validate(item)
+                yield _expect_object(item)
             self.stats.bytes_downloaded += received
 
     async def dismiss_duplicates(self, duplicate_ids: Sequence[str], asset_ids: Sequence[str] = ()) -> None:
@@ -462,6 +484,13 @@ class ImmichClient:
 
     async def get_asset(self, asset_id: str) -> Asset:
         return Asset.model_validate(await self.request("GET", f"/assets/{asset_id}"))
+
+    async def get_asset_json(self, asset_id: str) -> dict[str, Any]:
+        """``GET /assets/{id}`` as the server sent it (for backup manifests)."""
+        data = await self.request("GET", f"/assets/{asset_id}")
+        if not isinstance(data, dict):
+            raise ImmichError("the asset answer is not a JSON object", method="GET", path=f"/assets/{asset_id}")
+        return data
 
     async def asset_or_none(self, asset_id: str) -> Asset | None:
         """None when Immich says it is gone (400 'Not found', as it answers for a purged id)."""
@@ -727,6 +756,12 @@ def _plain_length(r: httpx.Response) -> int | None:
     if r.headers.get("content-encoding", "identity") not in ("identity", ""):
         return None
     return _int_or_none(r.headers.get("content-length"))
+
+
+def _expect_object(item: Any) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise ImmichError("the duplicates list holds something that is not a group", path="/duplicates")
+    return item
 
 
 def _int_or_none(v: str | None) -> int | None:
