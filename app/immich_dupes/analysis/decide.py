@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC
 from itertools import combinations
+from typing import Any
 
 from immich_dupes.analysis.geo import format_distance, haversine_m
 from immich_dupes.analysis.plan import (
@@ -287,38 +288,35 @@ def default_sources(group_assets: Sequence[PlanAsset], winner_id: str, keep: Seq
     return Sources(gps=gps, datetime=dt, description=desc)
 
 
-_VIS_ORDER = {"timeline": 0, "archive": 1}
-
-
 def consolidate(group: GroupPlan) -> Consolidated:
     """What the winner should hold afterwards, from the group's decision and sources."""
     winner = group.winner_asset
     every = group.assets
     src = group.sources
-    out = Consolidated()
+    ranked = rank(every)
+    v: dict[str, Any] = {}
 
     if src.gps is not None and src.gps != winner.id:
         a = group.asset(src.gps)
         if a.has_gps:
-            out.latitude, out.longitude = a.latitude, a.longitude
+            v["latitude"], v["longitude"] = a.latitude, a.longitude
     elif winner.has_gps:
-        out.latitude, out.longitude = winner.latitude, winner.longitude
+        v["latitude"], v["longitude"] = winner.latitude, winner.longitude
 
     if src.datetime is not None and src.datetime != winner.id:
         a = group.asset(src.datetime)
         if a.captured_at is not None and a.utc_offset_minutes is not None:
-            out.date_time_original = local_iso_with_offset(a.captured_at, a.utc_offset_minutes)
+            v["date_time_original"] = local_iso_with_offset(a.captured_at, a.utc_offset_minutes)
 
     if src.description is not None and src.description != winner.id:
-        out.description = group.asset(src.description).description
+        v["description"] = group.asset(src.description).description
     elif winner.description:
-        out.description = winner.description
+        v["description"] = winner.description
 
-    out.is_favorite = any(a.is_favorite for a in every)
+    v["is_favorite"] = any(a.is_favorite for a in every)
     ratings = [a.rating for a in every if a.rating is not None]
-    out.rating = max(ratings) if ratings else None
-    vis = [a.visibility for a in every if a.visibility in _VIS_ORDER]
-    out.visibility = "archive" if "archive" in vis else "timeline"
+    v["rating"] = max(ratings) if ratings else None
+    v["visibility"] = "archive" if any(a.visibility == "archive" for a in every) else "timeline"
 
     albums: dict[str, None] = {}
     tags: dict[str, None] = {}
@@ -327,22 +325,23 @@ def consolidate(group: GroupPlan) -> Consolidated:
             albums.setdefault(al.id)
         for t in a.tags:
             tags.setdefault(t.id)
-    out.album_ids = list(albums)
-    out.tag_ids = list(tags)
+    v["album_ids"] = list(albums)
+    v["tag_ids"] = list(tags)
 
     if winner.live_photo_video_id is None:
-        out.live_photo_video_id = next(
-            (a.live_photo_video_id for a in rank(every) if a.live_photo_video_id and a.id != winner.id),
+        v["live_photo_video_id"] = next(
+            (a.live_photo_video_id for a in ranked if a.live_photo_video_id and a.id != winner.id),
             None,
         )
     else:
-        out.live_photo_video_id = winner.live_photo_video_id
+        v["live_photo_video_id"] = winner.live_photo_video_id
 
     if not (winner.make or winner.model):
-        other = next((a for a in rank(every) if a.make or a.model), None)
+        other = next((a for a in ranked if a.make or a.model), None)
         if other is not None:
-            out.camera_lost = " ".join(p for p in (other.make, other.model) if p)
-    return out
+            v["camera_lost"] = " ".join(p for p in (other.make, other.model) if p)
+    # One validated construction: assignments one by one are each re-validated.
+    return Consolidated(**v)
 
 
 def _bytes_freed(group: GroupPlan) -> int:

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -366,14 +367,17 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
     return parse_plan(data, str(p))
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int = 0o600) -> None:
+def atomic_write_chunks(
+    path: str | os.PathLike[str], chunks: Iterable[str], mode: int = 0o600
+) -> None:
     """Write via a temp file in the same folder, fsync, rename: never a half-written file."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
@@ -392,9 +396,24 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int = 0o600
         os.close(dfd)
 
 
+def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int = 0o600) -> None:
+    atomic_write_chunks(path, [text], mode)
+
+
+def _plan_chunks(plan: Plan) -> Iterator[str]:
+    # ``groups`` is the last field: the header is the plan without it, then one group at a
+    # time, so a plan of tens of thousands of groups is never one string in memory.
+    head = plan.model_dump_json(exclude={"groups"})
+    yield head[:-1] + (',"groups":[' if head != "{}" else '{"groups":[')
+    for i, g in enumerate(plan.groups):
+        yield ("," if i else "") + g.model_dump_json()
+    yield "]}"
+
+
 def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
+    """Write the plan atomically (compact JSON: ``jq .`` shows it indented)."""
     plan.refresh_counts()
-    atomic_write_text(path, plan.model_dump_json(indent=1))
+    atomic_write_chunks(path, _plan_chunks(plan))
 
 
 def plan_json_schema() -> dict[str, Any]:

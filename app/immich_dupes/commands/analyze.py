@@ -32,14 +32,20 @@ def summary(plan: Plan) -> str:
 
 async def run_analyze(
     args: argparse.Namespace, transport: httpx.AsyncBaseTransport | None = None
-) -> Plan:
+) -> str:
+    """Analyze, write the plan, return the summary.
+
+    The plan is written inside the coroutine on purpose: a large object returned from the
+    main task gets repr()'d during loop shutdown (seconds for tens of thousands of groups).
+    """
     settings = PlanSettings(gps_tolerance_m=args.gps_tolerance, time_tolerance_s=args.time_tolerance)
     progress = ProgressPrinter()
     async with make_client(args, transport) as client:
         await client.connect(ANALYZE_PERMISSIONS)
         plan = await analyze(client, settings, progress)
     progress.finish()
-    return plan
+    await asyncio.to_thread(save_plan, plan, Path(args.output))
+    return summary(plan)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,8 +57,6 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"immich-dupes: error: the folder {out.parent} does not exist\n")
         return 2
     with errors_to_exit() as code:
-        plan = asyncio.run(run_analyze(args))
-        save_plan(plan, out)
-        print(summary(plan))
+        print(asyncio.run(run_analyze(args)))
         print(f"plan written to {out}")
     return code[0]
