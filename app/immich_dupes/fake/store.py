@@ -102,7 +102,7 @@ class Store:
         if user_id not in self.users:
             raise KeyError(user_id)
         kid = self.new_id("api-key")
-        key = ApiKey(kid, secrets.token_urlsafe(32), user_id, name, list(permissions), now())
+        key = ApiKey(kid, secrets.token_hex(24), user_id, name, list(permissions), now())
         self.keys[key.secret] = key
         return key
 

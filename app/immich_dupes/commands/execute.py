@@ -1,0 +1,163 @@
+"""``immich-dupes execute -i PLAN.json -b BACKUP_DIR [--force] [--skip-review] [--yes] [--dry-run]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+
+from immich_dupes.analysis.plan import Plan, load_plan
+from immich_dupes.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from immich_dupes.commands.common import (
+    ProgressPrinter,
+    confirm,
+    errors_to_exit,
+    human_bytes,
+    make_client,
+)
+from immich_dupes.engine.events import Event
+from immich_dupes.engine.execute import (
+    ExecuteOptions,
+    ExecutePreview,
+    ExecuteRefused,
+    ExecuteReport,
+    execute,
+    preflight,
+)
+
+EXIT_INTERRUPTED = 130
+_SHOWN_PHASES = frozenset({"connect", "recheck", "albums", "progress", "finished"})
+
+
+def describe_preview(pv: ExecutePreview, dry_run: bool) -> str:
+    how = "PERMANENTLY DELETE" if pv.force else "move to the Immich trash"
+    lines = [
+        f"{pv.groups_to_resolve} group(s) to resolve: back up and {how} {pv.losers} loser(s) "
+        f"({human_bytes(pv.bytes_to_backup)} of originals)",
+    ]
+    if pv.groups_to_dismiss:
+        lines.append(f"{pv.groups_to_dismiss} group(s) to dismiss as not duplicates")
+    if pv.groups_to_stack:
+        lines.append(f"{pv.groups_to_stack} group(s) to stack")
+    if pv.groups_skipped:
+        extra = f", {pv.unreviewed} of them unreviewed" if pv.unreviewed else ""
+        lines.append(f"{pv.groups_skipped} group(s) left alone{extra}")
+    lines.append(f"backups go to {pv.backup_dir}")
+    if pv.force:
+        lines.append("--force: losers are deleted permanently, not moved to the trash")
+    if dry_run:
+        lines.append("dry run: nothing will be changed on the server and no backup is written")
+    return "\n".join(lines)
+
+
+def describe_report(rep: ExecuteReport, max_ids: int = 10) -> str:
+    lines = []
+    for o in rep.outcomes:
+        if o.status == "failed":
+            lines.append(f"FAILED  {o.duplicate_id}: {o.reason}")
+    by_reason: dict[str, list[str]] = {}
+    for o in rep.outcomes:
+        if o.status == "skipped" and o.reason not in ("the plan says skip", "done in an earlier run"):
+            by_reason.setdefault(o.reason, []).append(o.duplicate_id)
+    for reason, ids in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        if len(ids) <= max_ids:
+            lines.extend(f"skipped {i}: {reason}" for i in ids)
+        else:
+            lines.append(f"skipped {len(ids)} groups: {reason} (ids in the report)")
+    verb = "would be " if rep.dry_run else ""
+    gone = "deleted" if rep.force else "trashed"
+    done = rep.would_do if rep.dry_run else rep.done
+    lines.append(
+        f"{done} group(s) {'to do' if rep.dry_run else 'done'}, {rep.skipped} skipped, "
+        f"{rep.failed} failed; "
+        f"{sum(len(o.trashed) for o in rep.outcomes if o.status in ('done', 'dry-run'))} loser(s) {verb}{gone}; "
+        f"{human_bytes(rep.bytes_backed_up)} {'to back up' if rep.dry_run else 'backed up'}; "
+        f"{rep.requests} requests in {rep.seconds:.1f} s"
+    )
+    if rep.report_path is not None:
+        lines.append(f"report: {rep.report_path}")
+    return "\n".join(lines)
+
+
+class _Filtered:
+    """Shows the overall progress line and warnings; the detailed per-step events are for the TUI."""
+
+    def __init__(self, printer: ProgressPrinter) -> None:
+        self.printer = printer
+
+    def __call__(self, ev: Event) -> None:
+        if ev.level in ("warning", "error") or ev.phase in _SHOWN_PHASES:
+            self.printer(ev)
+
+
+async def run_execute(
+    args: argparse.Namespace,
+    plan: Plan,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> int:
+    options = ExecuteOptions(
+        backup_dir=Path(args.backup_dir),
+        force=bool(args.force),
+        skip_review=bool(args.skip_review),
+        dry_run=bool(args.dry_run),
+    )
+    cancel = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    interrupted = False
+
+    installed = False
+
+    def on_sigint() -> None:
+        nonlocal interrupted, installed
+        interrupted = True
+        cancel.set()
+        # A second Ctrl-C gets Python's default handler: KeyboardInterrupt, exit 130.
+        loop.remove_signal_handler(signal.SIGINT)
+        installed = False
+        sys.stderr.write("\nimmich-dupes: stopping after the current step (Ctrl-C again to abort)\n")
+
+    async with make_client(args, transport) as client:
+        pv = preflight(plan, options, client.base_url)
+        sys.stderr.write(describe_preview(pv, options.dry_run) + "\n")
+        if not options.dry_run:
+            question = (
+                "Permanently delete the losers after backing them up?"
+                if options.force
+                else "Back up the losers and move them to the trash?"
+            )
+            if not confirm(question, bool(args.yes)):
+                sys.stderr.write("immich-dupes: nothing done\n")
+                return EXIT_FAILED
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, on_sigint)
+            installed = True
+        progress = ProgressPrinter()
+        try:
+            rep = await execute(client, plan, options, _Filtered(progress), cancel)
+        finally:
+            progress.finish()
+            if installed:
+                loop.remove_signal_handler(signal.SIGINT)
+    if options.dry_run:
+        for line in rep.planned_requests:
+            print(line)
+    print(describe_report(rep))
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if rep.failed else EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    with errors_to_exit() as code:
+        try:
+            plan = load_plan(args.input)
+            code[0] = asyncio.run(run_execute(args, plan))
+        except ExecuteRefused as e:
+            sys.stderr.write(f"immich-dupes: error: {e}\n")
+            code[0] = EXIT_USAGE
+    return code[0]

@@ -1,0 +1,108 @@
+"""``immich-dupes restore -b BACKUP_DIR [--dry-run] [--yes]``.
+
+Prints one line per asset (what was done, or would be done with ``--dry-run``). Exit 0 when
+everything is back, 1 when something could not be restored, 2 for a missing, foreign, invalid or
+edited backup (nothing is sent then), 3 when the server cannot be reached or refuses the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import httpx
+
+from immich_dupes.cli import EXIT_FAILED, EXIT_OK, UsageError
+from immich_dupes.commands.common import ProgressPrinter, confirm, errors_to_exit, make_client
+from immich_dupes.engine.restore import (
+    DRY_RUN_PERMISSIONS,
+    RESTORE_PERMISSIONS,
+    RestoreAction,
+    RestoreReport,
+    open_backup,
+    restore,
+)
+from immich_dupes.engine.verify import check_binding
+
+_LABEL = {
+    "from_trash": "restored from trash",
+    "reupload": "re-uploaded",
+    "already_present": "already present",
+    "failed": "FAILED",
+}
+_DRY_LABEL = {
+    "from_trash": "would restore from trash",
+    "reupload": "would re-upload",
+    "already_present": "already present",
+    "failed": "CANNOT restore",
+}
+
+
+def render_line(a: RestoreAction, dry_run: bool) -> str:
+    label = (_DRY_LABEL if dry_run else _LABEL)[a.action]
+    new = f" → {a.new_asset_id}" if a.new_asset_id else ""
+    detail = f": {a.detail}" if a.detail else ""
+    return f"{label:<24} {a.file_name} ({a.asset_id}{new}){detail}"
+
+
+def render_summary(rep: RestoreReport) -> str:
+    head = "restore (dry run)" if rep.dry_run else "restore"
+    return (
+        f"{head}: {rep.count('from_trash')} from the trash, {rep.count('reupload')} re-uploaded, "
+        f"{rep.count('already_present')} already present, {rep.failed} failed"
+    )
+
+
+class _Declined(Exception):
+    pass
+
+
+async def run_restore(
+    args: argparse.Namespace, transport: httpx.AsyncBaseTransport | None = None
+) -> RestoreReport:
+    backup = Path(args.backup_dir)
+    if not (args.yes or args.dry_run) and not sys.stdin.isatty():
+        raise UsageError("refusing to restore without confirmation: no terminal to ask on (use --yes)")
+    try:
+        store, count = open_backup(backup)  # refuses a bad backup before the server is contacted
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    progress = ProgressPrinter()
+    try:
+        async with make_client(args, transport) as client:
+            await client.connect(DRY_RUN_PERMISSIONS if args.dry_run else RESTORE_PERMISSIONS)
+            try:
+                await check_binding(
+                    client, store.header.server_url, store.header.user_id, f"the backup in {backup}"
+                )
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+            if not args.dry_run:
+                question = f"Restore up to {count} assets from {backup} to {client.base_url}?"
+                if not await asyncio.to_thread(confirm, question, args.yes):
+                    raise _Declined()
+            try:
+                return await restore(client, backup, progress, dry_run=args.dry_run)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+    finally:
+        progress.finish()
+
+
+def run(args: argparse.Namespace, transport: httpx.AsyncBaseTransport | None = None) -> int:
+    with errors_to_exit() as code:
+        try:
+            rep = asyncio.run(run_restore(args, transport))
+        except _Declined:
+            sys.stderr.write("restore: nothing done\n")
+            return EXIT_FAILED
+        for a in rep.actions:
+            sys.stdout.write(render_line(a, rep.dry_run) + "\n")
+        sys.stdout.write(render_summary(rep) + "\n")
+        if rep.record_file is not None:
+            sys.stdout.write(f"record written to {rep.record_file}\n")
+        sys.stdout.flush()
+        return EXIT_FAILED if rep.failed else EXIT_OK
+    return code[0]

@@ -1,0 +1,367 @@
+"""The backup store: where execute puts every loser before it touches it, and restore reads.
+
+Layout under the backup directory (directories 0700, files 0600)::
+
+    immich-dupes-backup.json          header: format, server_url, user_id, plan_sha256, ...
+    journal.jsonl                     execute's durable step log (engine/journal.py)
+    groups/<duplicate_id>/manifest.json                 GroupManifest (atomic write)
+    groups/<duplicate_id>/<asset_id>-<sanitized name>   the original bytes
+    report-<UTC timestamp>.json       one per execute run: every group's outcome
+
+A manifest carries a SHA-256 of its own content (``integrity``), so a hand-edited or
+damaged manifest is refused by restore instead of silently restoring the wrong thing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from immich_dupes.analysis.plan import UUID_PATTERN, atomic_write_text
+from immich_dupes.engine.journal import Journal
+from immich_dupes.engine.sanitize import sanitize_file_name
+
+FORMAT = 1
+HEADER_NAME = "immich-dupes-backup.json"
+JOURNAL_NAME = "journal.jsonl"
+GROUPS_DIR = "groups"
+MANIFEST_NAME = "manifest.json"
+PART_SUFFIX = ".part"
+_UUID = re.compile(UUID_PATTERN)
+
+
+class BackupError(ValueError):
+    """The backup directory cannot be used (or read): one plain sentence naming the path."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BackupHeader(_Model):
+    format: Literal[1] = 1
+    server_url: str
+    user_id: str
+    plan_sha256: str
+    created_at: datetime
+    tool_version: str = ""
+
+
+class ManifestAlbum(_Model):
+    id: str
+    name: str = ""
+
+
+class ManifestTag(_Model):
+    id: str
+    value: str = ""
+
+
+class ManifestAsset(_Model):
+    asset_id: str = Field(pattern=UUID_PATTERN)
+    asset: dict[str, Any]
+    """The full AssetResponseDto JSON as the server sent it right before execute acted."""
+    albums: list[ManifestAlbum] = Field(default_factory=list)
+    tags: list[ManifestTag] = Field(default_factory=list)
+    file: str
+    """Path of the backed-up original, relative to the backup directory."""
+    size: int = Field(ge=0)
+    sha1_b64: str
+    """Base64 SHA-1 of the stored bytes (equal to the server's ``checksum`` for uploads)."""
+    verified: bool
+    live_photo_video: ManifestAsset | None = None
+
+
+class GroupManifest(_Model):
+    duplicate_id: str = Field(pattern=UUID_PATTERN)
+    winner_id: str = Field(pattern=UUID_PATTERN)
+    mode: Literal["trash", "force"]
+    losers: list[ManifestAsset]
+    integrity: str = ""
+    """SHA-256 (hex) of this manifest without this field; set on write, checked on read."""
+
+    def content_sha256(self) -> str:
+        body = self.model_dump(mode="json", exclude={"integrity"})
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sha1_b64_of(path: Path, chunk: int = 1 << 20) -> tuple[int, str]:
+    """(size, base64 SHA-1) of a file, read in chunks."""
+    h = hashlib.sha1()
+    size = 0
+    with path.open("rb") as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                break
+            h.update(block)
+            size += len(block)
+    return size, base64.b64encode(h.digest()).decode("ascii")
+
+
+def verify_file(path: Path, size: int, sha1_b64: str) -> bool:
+    """True when the file exists, has ``size`` bytes and that SHA-1 (base64)."""
+    try:
+        if not path.is_file() or path.stat().st_size != size:
+            return False
+        _, digest = sha1_b64_of(path)
+    except OSError:
+        return False
+    return digest == sha1_b64
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _mkdir_private(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=False, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def _check_uuid(value: str, what: str) -> None:
+    if not _UUID.match(value):
+        raise BackupError(f"{what} {value!r} is not a UUID; refusing to use it in a path")
+
+
+class BackupStore:
+    """One backup directory. Create with ``open_or_create`` (execute) or ``open_existing`` (restore)."""
+
+    def __init__(self, root: Path, header: BackupHeader) -> None:
+        self.root = root
+        self.header = header
+        self.journal = Journal(root / JOURNAL_NAME)
+        self._made: set[str] = set()
+        self._resolved: dict[str, Path] = {}
+
+    # ------------------------------------------------------------------ opening
+
+    @staticmethod
+    def check_usable(path: Path, header: BackupHeader) -> bool:
+        """Raise BackupError unless ``path`` can hold this plan's backup; True if it already does.
+
+        Reads only; creates nothing (a dry run calls this too).
+        """
+        if path.exists() and not path.is_dir():
+            raise BackupError(f"backup directory {path} is a file, not a directory")
+        if not path.exists():
+            parent = _existing_ancestor(path)
+            if parent is None or not parent.is_dir():
+                raise BackupError(f"backup directory {path} cannot be created (no such parent folder)")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise BackupError(f"backup directory {path} cannot be created: {parent} is not writable")
+            return False
+        if not os.access(path, os.W_OK | os.X_OK | os.R_OK):
+            raise BackupError(f"backup directory {path} is not writable")
+        head = path / HEADER_NAME
+        if not head.exists():
+            foreign = sorted(p.name for p in path.iterdir())
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (" …" if len(foreign) > 3 else "")
+                raise BackupError(
+                    f"backup directory {path} is not empty and is not an immich-dupes backup "
+                    f"(holds {shown}); use an empty or new folder"
+                )
+            return False
+        existing = _read_header(head)
+        if existing.server_url.rstrip("/") != header.server_url.rstrip("/"):
+            raise BackupError(
+                f"backup directory {path} holds a backup from another server "
+                f"({existing.server_url}); use a new folder for this one"
+            )
+        if existing.user_id != header.user_id:
+            raise BackupError(
+                f"backup directory {path} holds a backup of another user's library; use a new folder"
+            )
+        if existing.plan_sha256 != header.plan_sha256:
+            raise BackupError(
+                f"backup directory {path} holds the backup of a different plan; "
+                "resume only with the same plan file, or use a new folder for this plan"
+            )
+        return True
+
+    @classmethod
+    def open_or_create(cls, path: Path, plan_header: BackupHeader) -> BackupStore:
+        """Open the backup of this plan (resume) or start a new one in an empty/new folder."""
+        path = Path(path)
+        exists = cls.check_usable(path, plan_header)
+        if exists:
+            header = _read_header(path / HEADER_NAME)
+        else:
+            try:
+                if not path.exists():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                _mkdir_private(path)
+                header = plan_header
+                atomic_write_text(path / HEADER_NAME, header.model_dump_json(indent=1))
+                fsync_dir(path)
+            except OSError as e:
+                raise BackupError(f"backup directory {path} cannot be used: {e.strerror}") from None
+        try:
+            _mkdir_private(path / GROUPS_DIR)
+            probe = path / f".probe-{os.getpid()}.tmp"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise BackupError(f"backup directory {path} is not writable: {e.strerror}") from None
+        return cls(path, header)
+
+    @classmethod
+    def open_existing(cls, path: Path) -> BackupStore:
+        """Open a backup for reading (restore, verify). Raises BackupError with a clear sentence."""
+        path = Path(path)
+        if not path.exists():
+            raise BackupError(f"backup directory {path} does not exist")
+        if not path.is_dir():
+            raise BackupError(f"{path} is a file, not a backup directory")
+        head = path / HEADER_NAME
+        if not head.exists():
+            raise BackupError(f"{path} is not an immich-dupes backup (no {HEADER_NAME})")
+        return cls(path, _read_header(head))
+
+    # ------------------------------------------------------------------ layout
+
+    def group_dir(self, duplicate_id: str, create: bool = False) -> Path:
+        _check_uuid(duplicate_id, "duplicate id")
+        d = self.root / GROUPS_DIR / duplicate_id
+        if create and duplicate_id not in self._made:
+            if GROUPS_DIR not in self._made:
+                _mkdir_private(self.root / GROUPS_DIR)
+                self._made.add(GROUPS_DIR)
+            _mkdir_private(d)
+            self._made.add(duplicate_id)
+        return d
+
+    def asset_path(self, duplicate_id: str, asset_id: str, file_name: str) -> Path:
+        """Where an asset's original goes: ``groups/<dup>/<asset>-<sanitized name>``."""
+        _check_uuid(asset_id, "asset id")
+        gdir = self.group_dir(duplicate_id)
+        p = gdir / f"{asset_id}-{sanitize_file_name(file_name)}"
+        base = self._resolved.get(duplicate_id)
+        if base is None:
+            base = self._resolved[duplicate_id] = gdir.resolve()
+        if (base / p.name).resolve().parent != base:
+            raise BackupError(f"refusing a backup path outside {gdir}: {p.name!r}")
+        return p
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def resolve_file(self, rel: str) -> Path:
+        """A manifest's ``file`` as a path inside the backup directory (never outside it)."""
+        p = (self.root / rel).resolve()
+        root = self.root.resolve()
+        if root not in p.parents:
+            raise BackupError(f"manifest file path {rel!r} points outside the backup directory")
+        return p
+
+    # ------------------------------------------------------------------ manifests
+
+    def manifest_path(self, duplicate_id: str) -> Path:
+        return self.group_dir(duplicate_id) / MANIFEST_NAME
+
+    def write_manifest(self, m: GroupManifest) -> Path:
+        self.group_dir(m.duplicate_id, create=True)
+        m = m.model_copy(update={"integrity": ""})
+        m.integrity = m.content_sha256()
+        p = self.manifest_path(m.duplicate_id)
+        atomic_write_text(p, m.model_dump_json(indent=1))
+        return p
+
+    def read_manifest(self, duplicate_id: str) -> GroupManifest | None:
+        p = self.manifest_path(duplicate_id)
+        if not p.exists():
+            return None
+        return _load_manifest(p, self)
+
+    def manifests(self) -> Iterator[GroupManifest]:
+        """Every group's manifest, in a stable order; BackupError on an invalid or edited one."""
+        gdir = self.root / GROUPS_DIR
+        if not gdir.is_dir():
+            return
+        for d in sorted(gdir.iterdir()):
+            p = d / MANIFEST_NAME
+            if d.is_dir() and p.exists():
+                yield _load_manifest(p, self)
+
+    # ------------------------------------------------------------------ reports
+
+    def write_report(self, data: dict[str, Any], when: datetime | None = None) -> Path:
+        when = when or datetime.now(UTC)
+        name = f"report-{when.strftime('%Y%m%dT%H%M%S.%fZ')}.json"
+        p = self.root / name
+        atomic_write_text(p, json.dumps(data, indent=1, ensure_ascii=False))
+        return p
+
+
+def _existing_ancestor(path: Path) -> Path | None:
+    p = path.absolute()
+    for candidate in (p, *p.parents):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _read_header(path: Path) -> BackupHeader:
+    try:
+        return BackupHeader.model_validate_json(path.read_bytes())
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        raise BackupError(f"{path}: invalid backup header ({loc}: {err.get('msg')})") from None
+    except OSError as e:
+        raise BackupError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def _load_manifest(path: Path, store: BackupStore) -> GroupManifest:
+    try:
+        m = GroupManifest.model_validate_json(path.read_bytes())
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        raise BackupError(f"{path}: invalid manifest ({loc}: {err.get('msg')})") from None
+    except OSError as e:
+        raise BackupError(f"{path}: cannot read ({e.strerror})") from None
+    if m.integrity != m.content_sha256():
+        raise BackupError(f"{path}: the manifest was edited or damaged (its checksum does not match)")
+    if path.parent.name != m.duplicate_id:
+        raise BackupError(f"{path}: manifest is for group {m.duplicate_id}, not {path.parent.name}")
+    for loser in m.losers:
+        for a in (loser, loser.live_photo_video):
+            if a is not None:
+                store.resolve_file(a.file)
+    return m
+
+
+__all__ = [
+    "FORMAT",
+    "HEADER_NAME",
+    "JOURNAL_NAME",
+    "BackupError",
+    "BackupHeader",
+    "BackupStore",
+    "GroupManifest",
+    "ManifestAlbum",
+    "ManifestAsset",
+    "sha1_b64_of",
+    "verify_file",
+]

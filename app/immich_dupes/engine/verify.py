@@ -1,0 +1,677 @@
+"""Verify: re-read the server after execute and compare it with what the plan says should hold.
+
+Winners present and not trashed; losers trashed (or gone after ``--force``: Immich answers 400
+"Not found" for a purged asset); the consolidated values on the winner (GPS within the plan's
+tolerance, date with its offset, description, favorite, rating, visibility, albums, tags,
+live-photo video). Where Immich changed a value itself in a documented way that keeps the
+instant (the zone replaced by the GPS position's zone), that is a *note*; everything else that
+differs is an *anomaly*, and exit 0 means every group was carried out and checked.
+
+Requests: one ``GET /assets/{id}`` per asset of a checked group (concurrent within the client's
+limits) plus one album listing for the whole run (``album_membership``), not one per asset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from immich_dupes.analysis.geo import format_distance, haversine_m
+from immich_dupes.analysis.plan import Action, GroupPlan, Plan, PlanAlbum, PlanError
+from immich_dupes.analysis.timezones import format_offset, offset_minutes
+from immich_dupes.engine.analyze import album_membership
+from immich_dupes.engine.backup import BackupError, BackupStore
+from immich_dupes.engine.events import Event, Reporter, ignore
+from immich_dupes.engine.execute import load_states, plan_sha256, same_server
+from immich_dupes.immich.client import ImmichClient
+from immich_dupes.immich.errors import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    ImmichError,
+    PermissionMissing,
+)
+from immich_dupes.immich.models import Asset, ExifInfo
+
+VERIFY_PERMISSIONS = ("user.read", "asset.read", "album.read")
+
+Severity = Literal["ok", "note", "anomaly"]
+
+
+@dataclass
+class Finding:
+    """One checked fact. ``asset_id`` is None for a finding about the whole group."""
+
+    duplicate_id: str
+    asset_id: str | None
+    field: str
+    expected: str
+    actual: str
+    severity: Severity
+    message: str
+
+
+@dataclass
+class VerifyReport:
+    findings: list[Finding] = field(default_factory=list)
+    groups_checked: int = 0
+    """Groups whose action asks for a change (resolve, keep_all, stack)."""
+    groups_ok: int = 0
+    """Carried out and without anomalies (notes allowed)."""
+    groups_not_executed: int = 0
+    groups_skipped: int = 0
+    """Skipped on purpose: action ``skip`` in the plan, or skipped by execute with a reason."""
+
+    @property
+    def anomalies(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "anomaly"]
+
+    @property
+    def notes(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "note"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": not self.anomalies,
+            "groups_checked": self.groups_checked,
+            "groups_ok": self.groups_ok,
+            "groups_not_executed": self.groups_not_executed,
+            "groups_skipped": self.groups_skipped,
+            "anomaly_count": len(self.anomalies),
+            "note_count": len(self.notes),
+            "findings": [asdict(f) for f in self.findings],
+        }
+
+
+class WrongServer(PlanError):
+    """The plan (or backup) was made for another server or user: nothing is checked or changed."""
+
+
+# --------------------------------------------------------------------------- binding
+
+
+async def check_binding(client: ImmichClient, server_url: str, user_id: str, what: str) -> None:
+    """Refuse (WrongServer) when ``server_url``/``user_id`` are not this client's server and user."""
+    info = client.info
+    if info is None:
+        info = await client.connect(VERIFY_PERMISSIONS)
+    if not same_server(server_url, client.base_url):
+        raise WrongServer(
+            f"{what} was made for {server_url}, not {client.base_url}: refusing to use it here"
+        )
+    if user_id != info.user.id:
+        raise WrongServer(
+            f"{what} belongs to user {user_id}, but the API key is of user {info.user.id}"
+            f" ({info.user.email or 'unknown e-mail'}): refusing to use it"
+        )
+
+
+# --------------------------------------------------------------------------- dates
+
+
+_FIXED = re.compile(r"^(?:UTC|GMT)?\s*[+-]\d{1,2}(?::?\d{2})?$", re.IGNORECASE)
+
+
+def is_named_zone(zone: str | None) -> bool:
+    """An IANA name like ``Asia/Tokyo`` (what Immich derives from GPS), not ``UTC+9``/``+09:00``."""
+    if not zone:
+        return False
+    z = zone.strip()
+    if z.upper() in ("UTC", "GMT", "Z") or _FIXED.match(z):
+        return False
+    return offset_minutes(z) is not None
+
+
+def parse_offset_datetime(text: str) -> tuple[datetime, int] | None:
+    """``2019-07-04T18:30:00+02:00`` → (the UTC instant, +120). None without an offset."""
+    try:
+        d = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    off = d.utcoffset()
+    if off is None:
+        return None
+    return d.astimezone(UTC), int(off.total_seconds() // 60)
+
+
+def _utc(d: datetime) -> datetime:
+    return d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC)
+
+
+def _local(instant: datetime, minutes: int) -> str:
+    return instant.astimezone(timezone(timedelta(minutes=minutes))).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def describe_exif_date(exif: ExifInfo) -> str:
+    """How the server holds the capture date: local time, offset and zone."""
+    if exif.dateTimeOriginal is None:
+        return "no capture date"
+    inst = _utc(exif.dateTimeOriginal)
+    off = offset_minutes(exif.timeZone, inst)
+    if off is None:
+        return inst.strftime("%Y-%m-%dT%H:%M:%SZ") + f" (zone {exif.timeZone or 'unknown'})"
+    zone = f" ({exif.timeZone})" if is_named_zone(exif.timeZone) else ""
+    return _local(inst, off) + format_offset(off) + zone
+
+
+def compare_date(
+    expected: str, exif: ExifInfo, tolerance_s: float = 2.0
+) -> tuple[Severity, str]:
+    """Compare a planned ``dateTimeOriginal`` (local time + offset) with what the server holds.
+
+    Same instant and offset: ok. Same instant but an IANA zone Immich took from the GPS
+    position: a note (documented Immich behaviour that keeps the instant). A different instant
+    is an anomaly; for a negative half-hour offset the message says Immich dropped it.
+    """
+    parsed = parse_offset_datetime(expected)
+    if parsed is None:
+        return "anomaly", f"the plan's date {expected!r} has no offset; cannot be checked"
+    want_instant, want_off = parsed
+    if exif.dateTimeOriginal is None:
+        return "anomaly", f"the winner has no capture date; the plan says {expected}"
+    have_instant = _utc(exif.dateTimeOriginal)
+    have_off = offset_minutes(exif.timeZone, have_instant)
+    actual = describe_exif_date(exif)
+    drift = abs((have_instant - want_instant).total_seconds())
+    if drift > max(tolerance_s, 1.0):
+        if want_off < 0 and want_off % 60 != 0:
+            return "anomaly", (
+                f"Immich dropped the offset {format_offset(want_off)}: the date reverted to {actual}"
+                f" instead of {expected}"
+            )
+        return "anomaly", f"capture date is {actual}, the plan says {expected}"
+    if have_off is None:
+        return "anomaly", f"same instant, but the time zone is unknown ({exif.timeZone!r}); planned {format_offset(want_off)}"
+    if have_off == want_off:
+        if is_named_zone(exif.timeZone):
+            return "note", (
+                f"Immich set the zone to {exif.timeZone} from the GPS position"
+                f" (same instant, same offset {format_offset(want_off)})"
+            )
+        return "ok", ""
+    if is_named_zone(exif.timeZone):
+        return "note", (
+            f"Immich replaced the zone {format_offset(want_off)} with {exif.timeZone}"
+            f" ({format_offset(have_off)}) from the GPS position: same instant, local time now"
+            f" {_local(have_instant, have_off)} instead of {_local(want_instant, want_off)}"
+        )
+    return "anomaly", (
+        f"same instant but offset {format_offset(have_off)}, the plan says {format_offset(want_off)}"
+    )
+
+
+# --------------------------------------------------------------------------- what execute did
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    """What the backup directory says execute did with one group."""
+
+    status: str
+    """done | skipped | failed | not-run (the backup has no record of the group)"""
+    reason: str = ""
+    force: bool = False
+
+
+def execution_records(
+    backup_dir: Path, plan: Plan, report: Reporter = ignore
+) -> dict[str, GroupRecord]:
+    """duplicate id → what execute did, from the backup directory of this plan.
+
+    The journal is the durable truth (``group_done``); the reports of finished runs add why a
+    group was skipped or failed; the manifests say trash or force. A group execute started but
+    never finished (a killed run) counts as failed. Raises BackupError (a ValueError) for a
+    missing or foreign backup directory (another server or user).
+    """
+    store = BackupStore.open_existing(backup_dir)
+    h = store.header
+    if not same_server(h.server_url, plan.server_url) or h.user_id != plan.user_id:
+        raise BackupError(f"{backup_dir} holds a backup from another server or user than this plan's")
+    if h.plan_sha256 != plan_sha256(plan):
+        # Edited since execute (e.g. more groups reviewed): the records still say, group by
+        # group, what execute did; the plan given is what the server is compared against.
+        report(
+            Event(
+                "verify",
+                f"{backup_dir} was made for another version of this plan; using its records group by group",
+                level="warning",
+            )
+        )
+
+    reported: dict[str, tuple[str, str]] = {}
+    for p in sorted(store.root.glob("report-*.json")):
+        try:
+            body = json.loads(p.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(body, dict) or body.get("dry_run"):
+            continue
+        for o in body.get("groups") or []:
+            if isinstance(o, dict) and isinstance(o.get("duplicate_id"), str):
+                reported[o["duplicate_id"]] = (str(o.get("status", "")), str(o.get("reason", "")))
+
+    modes = {m.duplicate_id: m.mode for m in store.manifests()}
+    states = load_states(store.journal.entries())
+    out: dict[str, GroupRecord] = {}
+    for g in plan.groups:
+        gid = g.duplicate_id
+        force = modes.get(gid) == "force"
+        st = states.get(gid)
+        if st is not None and st.done:
+            out[gid] = GroupRecord("done", "", force)
+        elif gid in reported and reported[gid][0] in ("skipped", "failed"):
+            out[gid] = GroupRecord(reported[gid][0], reported[gid][1], force)
+        elif st is not None and st.started:
+            out[gid] = GroupRecord("failed", "execute started this group but did not finish it", force)
+    return out
+
+
+# --------------------------------------------------------------------------- checking a group
+
+
+@dataclass
+class _GroupResult:
+    findings: list[Finding]
+    state: Literal["ok", "anomaly", "not_executed", "skipped"]
+
+
+_FATAL = (AuthenticationFailed, PermissionMissing, ConnectionFailed)
+"""Errors that make the whole run meaningless: raised, never turned into a finding."""
+
+
+class _Reader:
+    """GET /assets/{id}: an Asset, None when gone (400 Not found), or the error for anything else."""
+
+    def __init__(self, client: ImmichClient) -> None:
+        self.client = client
+
+    async def read(self, asset_id: str) -> Asset | None | ImmichError:
+        try:
+            return await self.client.asset_or_none(asset_id)
+        except _FATAL:
+            raise
+        except ImmichError as e:
+            return e
+
+    async def read_many(self, ids: Sequence[str]) -> dict[str, Asset | None | ImmichError]:
+        results = await asyncio.gather(*(self.read(i) for i in ids))
+        return dict(zip(ids, results, strict=True))
+
+
+def _name(group: GroupPlan, asset_id: str) -> str:
+    try:
+        return group.asset(asset_id).file_name
+    except KeyError:
+        return asset_id
+
+
+class _GroupCheck:
+    def __init__(
+        self,
+        plan: Plan,
+        group: GroupPlan,
+        assets: dict[str, Asset | None | ImmichError],
+        membership: dict[str, list[PlanAlbum]] | None,
+        record: GroupRecord | None,
+    ) -> None:
+        self.plan = plan
+        self.g = group
+        self.assets = assets
+        self.membership = membership
+        self.record = record
+        self.findings: list[Finding] = []
+
+    def add(
+        self,
+        severity: Severity,
+        fld: str,
+        message: str,
+        asset_id: str | None = None,
+        expected: object = "",
+        actual: object = "",
+    ) -> None:
+        self.findings.append(
+            Finding(
+                duplicate_id=self.g.duplicate_id,
+                asset_id=asset_id,
+                field=fld,
+                expected=_text(expected),
+                actual=_text(actual),
+                severity=severity,
+                message=message,
+            )
+        )
+
+    @property
+    def has_anomaly(self) -> bool:
+        return any(f.severity == "anomaly" for f in self.findings)
+
+    def result(self, state: Literal["ok", "anomaly", "not_executed", "skipped"] | None = None) -> _GroupResult:
+        if state is None:
+            state = "anomaly" if self.has_anomaly else "ok"
+        if state == "ok":
+            self.add("ok", "group", f"{self.g.action.value}: everything as planned", self.g.winner)
+        return _GroupResult(self.findings, state)
+
+    # ------------------------------------------------------------------ entry
+
+    def run(self) -> _GroupResult:
+        g = self.g
+        rec = self.record
+        if rec is not None and rec.status == "skipped":
+            self.add("note", "execute", f"skipped by execute: {rec.reason or 'no reason given'}")
+            return _GroupResult(self.findings, "skipped")
+        if rec is not None and rec.status == "failed":
+            self.add("anomaly", "execute", f"execute failed for this group: {rec.reason or 'no reason given'}")
+            self._check_kept()
+            return _GroupResult(self.findings, "anomaly")
+        if rec is not None and rec.status not in ("done",):
+            self.add(
+                "anomaly", "execute",
+                f"not executed (the backup's report says {rec.status}"
+                + (f": {rec.reason}" if rec.reason else "") + ")",
+            )
+            return _GroupResult(self.findings, "not_executed")
+        if self._read_errors():
+            return self.result("anomaly")
+        if g.action is Action.RESOLVE:
+            return self._resolve()
+        if g.action is Action.KEEP_ALL:
+            return self._keep_all()
+        return self._stack()
+
+    def _read_errors(self) -> bool:
+        bad = False
+        for aid, a in self.assets.items():
+            if isinstance(a, ImmichError):
+                self.add("anomaly", "read", f"{_name(self.g, aid)}: could not be read: {a}", aid)
+                bad = True
+        return bad
+
+    def _get(self, asset_id: str) -> Asset | None:
+        a = self.assets.get(asset_id)
+        return a if isinstance(a, Asset) else None
+
+    # ------------------------------------------------------------------ kinds of group
+
+    def _not_executed(self, why: str) -> _GroupResult:
+        if self.record is not None:
+            # The backup says it was done, yet the server shows nothing: that is not "not run".
+            self.add("anomaly", "execute", f"the backup says this group was done, but {why}")
+            return _GroupResult(self.findings, "anomaly")
+        self.add("anomaly", "execute", f"not executed: {why}")
+        return _GroupResult(self.findings, "not_executed")
+
+    def _check_kept(self) -> None:
+        for aid in self.g.keep:
+            a = self._get(aid)
+            role = "winner" if aid == self.g.winner else "kept copy"
+            name = _name(self.g, aid)
+            if a is None:
+                self.add("anomaly", "present", f"{role} {name} is gone from the server", aid, "present", "gone")
+            elif a.isTrashed:
+                self.add("anomaly", "present", f"{role} {name} is in the trash", aid, "present", "trashed")
+
+    def _resolve(self) -> _GroupResult:
+        g = self.g
+        losers = [(aid, self.assets.get(aid)) for aid in g.losers]
+        removed = [aid for aid, a in losers if a is None or (isinstance(a, Asset) and a.isTrashed)]
+        if losers and not removed and self.record is None:
+            self._check_kept()
+            return self._not_executed("no loser is in the trash")
+        self._check_kept()
+        force = self.record.force if self.record is not None else None
+        for aid, a in losers:
+            name = _name(g, aid)
+            if a is None:
+                if force is False:
+                    self.add(
+                        "note", "loser", f"loser {name} was moved to the trash and has since been"
+                        " purged from it (restore can re-upload it from the backup)", aid, "trashed", "gone",
+                    )
+            elif isinstance(a, Asset) and not a.isTrashed:
+                self.add(
+                    "anomaly", "loser",
+                    f"loser {name} is not in the trash (restored since, or never trashed)",
+                    aid, "trashed" if not force else "gone", "present",
+                )
+            elif isinstance(a, Asset) and force:
+                # Force-deleted but not purged yet: Immich shows it as trashed until the purge job.
+                self.add("note", "loser", f"loser {name} is deleted but not yet purged by Immich", aid, "gone", "trashed")
+        w = self._get(g.winner)
+        if w is not None:
+            self._consolidated(w)
+        return self.result()
+
+    def _keep_all(self) -> _GroupResult:
+        self._check_kept()
+        present = [a for aid in self.g.keep if (a := self._get(aid)) is not None]
+        still = [a for a in present if a.duplicateId == self.g.duplicate_id]
+        if present and len(still) == len(present) and self.record is None:
+            return self._not_executed("the group is still a duplicate group on the server")
+        for a in still:
+            self.add(
+                "anomaly", "dismissed",
+                f"{_name(self.g, a.id)} is still in duplicate group {self.g.duplicate_id}",
+                a.id, "not a duplicate", "still grouped",
+            )
+        return self.result()
+
+    def _stack(self) -> _GroupResult:
+        self._check_kept()
+        present = [a for aid in self.g.keep if (a := self._get(aid)) is not None]
+        if present and all(a.stack is None for a in present) and self.record is None:
+            return self._not_executed("the assets are not stacked")
+        w = self._get(self.g.winner)
+        stack_id = w.stack.id if w is not None and w.stack is not None else None
+        if w is not None:
+            primary = w.stack.primaryAssetId if w.stack is not None else None
+            if primary != self.g.winner:
+                self.add(
+                    "anomaly", "stack", f"the winner {_name(self.g, w.id)} is not the primary of a stack",
+                    w.id, self.g.winner, primary or "not stacked",
+                )
+        for a in present:
+            if a.id == self.g.winner:
+                continue
+            have = a.stack.id if a.stack is not None else None
+            if have is None or have != stack_id:
+                self.add(
+                    "anomaly", "stack", f"{_name(self.g, a.id)} is not in the winner's stack",
+                    a.id, stack_id or "stacked", have or "not stacked",
+                )
+        return self.result()
+
+    # ------------------------------------------------------------------ consolidated values
+
+    def _consolidated(self, w: Asset) -> None:
+        c = self.g.consolidated
+        e = w.exif
+        wid = w.id
+        tol = self.plan.settings.gps_tolerance_m
+
+        if c.latitude is not None and c.longitude is not None:
+            want = f"{c.latitude:.6f}, {c.longitude:.6f}"
+            if e.latitude is None or e.longitude is None:
+                self.add("anomaly", "gps", "GPS position not carried to the winner", wid, want, "none")
+            else:
+                have = f"{e.latitude:.6f}, {e.longitude:.6f}"
+                d = haversine_m(c.latitude, c.longitude, e.latitude, e.longitude)
+                if d > tol:
+                    self.add(
+                        "anomaly", "gps",
+                        f"GPS position is {format_distance(d)} from the planned one (tolerance {format_distance(tol)})",
+                        wid, want, have,
+                    )
+
+        if c.date_time_original is not None:
+            sev, msg = compare_date(c.date_time_original, e, self.plan.settings.time_tolerance_s)
+            if sev != "ok":
+                self.add(sev, "date", msg, wid, c.date_time_original, describe_exif_date(e))
+
+        if c.description is not None:
+            have_d = (e.description or "").strip()
+            if have_d != c.description.strip():
+                self.add("anomaly", "description", "description differs from the plan", wid, c.description, e.description or "")
+
+        if w.isFavorite != c.is_favorite:
+            self.add(
+                "anomaly", "favorite",
+                "favorite " + ("not carried to the winner" if c.is_favorite else "set although the plan says not"),
+                wid, c.is_favorite, w.isFavorite,
+            )
+
+        have_r = e.rating if e.rating not in (0,) else None
+        if have_r != c.rating:
+            self.add("anomaly", "rating", "rating differs from the plan", wid, c.rating, have_r)
+
+        if w.visibility.value != c.visibility:
+            self.add("anomaly", "visibility", "visibility differs from the plan", wid, c.visibility, w.visibility.value)
+
+        if c.album_ids and self.membership is not None:
+            have_albums = {a.id for a in self.membership.get(wid, [])}
+            names = {al.id: al.name for a in self.g.assets for al in a.albums}
+            for album_id in c.album_ids:
+                if album_id not in have_albums:
+                    self.add(
+                        "anomaly", "album",
+                        f"the winner is not in album {names.get(album_id) or album_id!r}",
+                        wid, album_id, "missing",
+                    )
+
+        if c.tag_ids:
+            have_tags = {t.id for t in w.tags}
+            values = {t.id: t.value for a in self.g.assets for t in a.tags}
+            for tag_id in c.tag_ids:
+                if tag_id not in have_tags:
+                    self.add(
+                        "anomaly", "tag", f"the winner lacks the tag {values.get(tag_id) or tag_id!r}",
+                        wid, tag_id, "missing",
+                    )
+
+        if c.live_photo_video_id is not None and w.livePhotoVideoId != c.live_photo_video_id:
+            self.add(
+                "anomaly", "live_photo", "the live-photo video is not linked to the winner",
+                wid, c.live_photo_video_id, w.livePhotoVideoId or "none",
+            )
+
+        if c.camera_lost:
+            self.add(
+                "note", "camera",
+                f"camera {c.camera_lost} exists only on a loser: Immich cannot write make/model",
+                wid, c.camera_lost, "",
+            )
+
+
+def _text(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return str(v)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def groups_to_check(plan: Plan) -> Iterator[GroupPlan]:
+    for g in plan.groups:
+        if g.action is not Action.SKIP:
+            yield g
+
+
+def _needs_albums(groups: Iterable[GroupPlan]) -> bool:
+    return any(g.action is Action.RESOLVE and g.consolidated.album_ids for g in groups)
+
+
+async def verify(
+    client: ImmichClient,
+    plan: Plan,
+    report: Reporter = ignore,
+    backup_dir: Path | None = None,
+) -> VerifyReport:
+    """Check the server against the plan (and, with ``backup_dir``, what execute recorded).
+
+    Raises WrongServer (a ValueError) for a plan of another server or user, and the client's
+    errors for authentication, missing permissions or an unreachable server.
+    """
+    await check_binding(client, plan.server_url, plan.user_id, "this plan")
+    records: dict[str, GroupRecord] | None = None
+    if backup_dir is not None:
+        records = execution_records(Path(backup_dir), plan, report)
+
+    out = VerifyReport()
+    out.groups_skipped = sum(1 for g in plan.groups if g.action is Action.SKIP)
+    groups = list(groups_to_check(plan))
+    total = len(groups)
+    report(Event("verify", f"checking {total} groups", done=0, total=total))
+
+    membership: dict[str, list[PlanAlbum]] | None = None
+    if _needs_albums(groups):
+        membership = await album_membership(client, report)
+
+    reader = _Reader(client)
+    results: dict[int, _GroupResult] = {}
+    done = 0
+    it = iter(enumerate(groups))
+
+    async def worker() -> None:
+        nonlocal done
+        for idx, g in it:
+            rec = records.get(g.duplicate_id) if records is not None else None
+            if records is not None and rec is None:
+                rec = GroupRecord(status="not-run", reason="the backup directory has no record of it")
+            ids = list(dict.fromkeys([*g.keep, *g.losers]))
+            if rec is not None and rec.status == "skipped":
+                assets: dict[str, Asset | None | ImmichError] = {}
+            else:
+                assets = await reader.read_many(ids)
+            results[idx] = _GroupCheck(plan, g, assets, membership, rec).run()
+            done += 1
+            report(Event("verify", "", done=done, total=total, group_id=g.duplicate_id))
+
+    workers = max(1, client.concurrency)
+    await asyncio.gather(*(worker() for _ in range(min(workers, max(total, 1)))))
+
+    for idx in range(total):
+        r = results[idx]
+        out.findings.extend(r.findings)
+        out.groups_checked += 1
+        if r.state == "ok":
+            out.groups_ok += 1
+        elif r.state == "not_executed":
+            out.groups_not_executed += 1
+        elif r.state == "skipped":
+            out.groups_skipped += 1
+    anomalies = len(out.anomalies)
+    report(
+        Event(
+            "verify",
+            f"{out.groups_ok} of {out.groups_checked} groups as planned; "
+            f"{anomalies} anomal{'y' if anomalies == 1 else 'ies'}",
+            done=total,
+            total=total,
+            level="warning" if anomalies else "info",
+        )
+    )
+    return out
+
+
+__all__ = [
+    "VERIFY_PERMISSIONS",
+    "Finding",
+    "GroupRecord",
+    "VerifyReport",
+    "WrongServer",
+    "check_binding",
+    "compare_date",
+    "is_named_zone",
+    "parse_offset_datetime",
+    "same_server",
+    "verify",
+]

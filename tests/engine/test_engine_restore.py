@@ -1,0 +1,409 @@
+"""restore against the fake Immich: from the trash, by re-upload, idempotent, dry run, refusals."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from immich_dupes.analysis.decide import accept
+from immich_dupes.analysis.plan import Action, GroupPlan, Plan
+from immich_dupes.analysis.timezones import offset_minutes
+from immich_dupes.engine.analyze import analyze
+from immich_dupes.engine.backup import BackupError, BackupStore
+from immich_dupes.engine.execute import ExecuteOptions, execute
+from immich_dupes.engine.restore import RestoreReport, read_mapping, restore
+from immich_dupes.engine.verify import WrongServer
+from immich_dupes.fake import FakeImmich, RequestRecord
+from immich_dupes.immich.client import ImmichClient
+
+PROFILES = ["v1", "v2", "v3"]
+URL = "http://fake-immich"
+EXTERNAL = "s10_upload_large.jpg"
+READ_ONLY_POSTS = {"/api/assets/bulk-upload-check", "/api/search/metadata"}
+
+
+@asynccontextmanager
+async def connected(fake: FakeImmich, key: str | None = None) -> AsyncIterator[ImmichClient]:
+    async with ImmichClient(
+        URL, key or fake.api_key, transport=fake.transport(), rate_limit=10_000, concurrency=8,
+        max_retries=1, backoff_base=0.0,
+    ) as c:
+        await c.connect()
+        yield c
+
+
+def group_of(plan: Plan, winner_file: str) -> GroupPlan:
+    return next(g for g in plan.groups if g.winner_asset.file_name == winner_file)
+
+
+async def executed(c: ImmichClient, backup: Path, force: bool = False) -> Plan:
+    plan = await analyze(c)
+    plan.groups = [accept(g) for g in plan.groups]
+    rep = await execute(c, plan, ExecuteOptions(backup_dir=backup, force=force))
+    assert rep.failed == 0
+    return plan
+
+
+def trashed_losers(plan: Plan) -> list[str]:
+    """Every loser execute removed (the external-library group is skipped by execute)."""
+    return [
+        i for g in plan.groups
+        if g.action is Action.RESOLVE and g.winner_asset.file_name != EXTERNAL
+        for i in g.losers
+    ]
+
+
+def changing(log: Sequence[RequestRecord]) -> list[tuple[str, str]]:
+    return [
+        (r.method, r.path) for r in log
+        if r.method != "GET" and not (r.method == "POST" and r.path in READ_ONLY_POSTS)
+    ]
+
+
+def by_asset(rep: RestoreReport) -> dict[str, tuple[str, str | None]]:
+    return {a.asset_id: (a.action, a.new_asset_id) for a in rep.actions}
+
+
+def album_ids_of(fake: FakeImmich, asset_id: str) -> set[str]:
+    return {al["id"] for al in fake.albums if asset_id in al["assetIds"]}
+
+
+def tag_ids_of(fake: FakeImmich, asset_id: str) -> set[str]:
+    return {t["id"] for t in fake.asset(asset_id)["tags"]}
+
+
+# --------------------------------------------------------------------------- from the trash
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_trash_mode_restores_from_trash_with_same_ids_and_albums(profile: str, tmp_path: Path) -> None:
+    fake = FakeImmich(library="sample", profile=profile)
+    async with connected(fake) as c:
+        albums_before = {i: album_ids_of(fake, i) for i in fake.asset_ids()}
+        plan = await executed(c, tmp_path / "b")
+        losers = trashed_losers(plan)
+        assert all(fake.asset(i)["isTrashed"] for i in losers)
+        rep = await restore(c, tmp_path / "b")
+        fake.run_jobs()
+        n = len(fake.request_log)
+        again = await restore(c, tmp_path / "b")
+        second_run = fake.request_log[n:]
+
+    acts = by_asset(rep)
+    assert {i: acts[i] for i in losers} == {i: ("from_trash", None) for i in losers}
+    assert rep.failed == 0
+    for i in losers:
+        a = fake.asset(i)
+        assert a["isTrashed"] is False
+        assert album_ids_of(fake, i) == albums_before[i]
+    s11 = group_of(plan, "s11_large_plain.jpg").losers[0]
+    assert album_ids_of(fake, s11)  # the favorite-in-album loser is in its album again
+    # Restoring from the trash is one batched request, confirmed by reading each id back.
+    restores = [r for r in fake.request_log[:n] if r.path == "/api/trash/restore/assets"]
+    assert len(restores) == 1
+    # Idempotent: the second run finds everything present and changes nothing.
+    assert {a.action for a in again.actions} == {"already_present"}
+    assert changing(second_run) == []
+    assert rep.record_file is not None
+    assert rep.record_file.exists()
+
+
+# --------------------------------------------------------------------------- re-upload
+
+
+API_ONLY = {
+    "description": "Set through the API, not in the file",
+    "latitude": 19.076,
+    "longitude": 72.8777,
+    "dateTimeOriginal": "2015-05-05T10:00:00+05:30",
+    "isFavorite": True,
+    "rating": 3,
+}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_force_mode_reuploads_and_reapplies_metadata(profile: str, tmp_path: Path) -> None:
+    fake = FakeImmich(library="sample", profile=profile)
+    loser = fake.find_asset("s13_small_archived.jpg")  # archived; give it metadata the file lacks
+    fake.update_asset_metadata(loser, **API_ONLY)
+    album = next(al["id"] for al in fake.albums if al["albumName"] == "Holidays 2021")
+    tag = next(t["id"] for t in fake.tags if t["value"] == "seed/keep-me")
+    async with connected(fake) as c:
+        await c.add_to_album(album, [loser])
+        await c.tag_assets(tag, [loser])
+        before = fake.asset(loser)
+        plan = await executed(c, tmp_path / "b", force=True)
+        fake.run_jobs()  # the purge
+        losers = trashed_losers(plan)
+        assert [await c.asset_or_none(i) for i in losers] == [None] * len(losers)
+
+        rep = await restore(c, tmp_path / "b")
+        fake.run_jobs()  # sidecar write + re-extraction of the re-applied metadata
+        n = len(fake.request_log)
+        again = await restore(c, tmp_path / "b")
+        second_run = fake.request_log[n:]
+
+    assert rep.failed == 0, [a for a in rep.actions if a.action == "failed"]
+    acts = by_asset(rep)
+    assert {acts[i][0] for i in losers} == {"reupload"}
+    new = acts[loser][1]
+    assert new is not None
+    assert new != loser
+    a = fake.asset(new)
+    assert a["checksum"] == before["checksum"]
+    assert a["fileModifiedAt"] == before["fileModifiedAt"]
+    assert a["originalFileName"] == "s13_small_archived.jpg"
+    e = a["exifInfo"]
+    assert e["description"] == API_ONLY["description"]
+    assert (e["latitude"], e["longitude"]) == (19.076, 72.8777)
+    instant = datetime.fromisoformat(e["dateTimeOriginal"])
+    assert instant == datetime(2015, 5, 5, 4, 30, tzinfo=UTC)
+    assert offset_minutes(e["timeZone"], instant) == 330  # UTC+5:30, or Asia/Kolkata from GPS
+    assert a["isFavorite"] is True
+    assert e["rating"] == 3
+    assert a["visibility"] == "archive"
+    assert album in album_ids_of(fake, new)
+    assert tag in tag_ids_of(fake, new)
+    # Upload parts differ by version: v1/v2 need deviceAssetId/deviceId, v3 has none.
+    assert ("deviceAssetId" in a) is (profile != "v3")
+    # Every loser is back with its albums and tags (from the manifest).
+    store = BackupStore.open_existing(tmp_path / "b")
+    for m in store.manifests():
+        for ma in m.losers:
+            nid = acts[ma.asset_id][1]
+            assert nid is not None
+            assert {al.id for al in ma.albums} <= album_ids_of(fake, nid)
+            assert {t.id for t in ma.tags} <= tag_ids_of(fake, nid)
+    # Recorded for later runs, and a second run changes nothing.
+    assert read_mapping(tmp_path / "b") == {i: acts[i][1] for i in losers}
+    assert by_asset(again) == {i: ("already_present", new) for i, (_, new) in acts.items()}
+    assert {x.action for x in again.actions} == {"already_present"}
+    assert changing(second_run) == []
+
+
+async def test_live_photo_video_is_uploaded_first_and_linked(tmp_path: Path) -> None:
+    fake = FakeImmich(library="sample", profile="v3")
+    async with connected(fake) as c:
+        plan = await executed(c, tmp_path / "b", force=True)
+        fake.run_jobs()
+        g = group_of(plan, "s15_plain_copy.jpg")
+        still = g.losers[0]
+        video = g.consolidated.live_photo_video_id
+        assert video is not None
+        fake.purge(video)  # gone too, although execute linked it to the winner
+        rep = await restore(c, tmp_path / "b")
+    acts = by_asset(rep)
+    assert acts[video][0] == "reupload"
+    assert acts[still][0] == "reupload"
+    new_video, new_still = acts[video][1], acts[still][1]
+    assert new_video is not None
+    assert new_still is not None
+    assert fake.asset(new_still)["livePhotoVideoId"] == new_video
+    assert fake.asset(new_video)["visibility"] == "hidden"
+    uploads = [r.t_start for r in fake.request_log if r.method == "POST" and r.path == "/api/assets"]
+    assert len(uploads) == len(trashed_losers(plan)) + 1
+
+
+async def test_lost_record_finds_the_reupload_by_checksum(tmp_path: Path) -> None:
+    fake = FakeImmich(library="sample", profile="v3")
+    async with connected(fake) as c:
+        await executed(c, tmp_path / "b", force=True)
+        fake.run_jobs()
+        first = await restore(c, tmp_path / "b")
+        for p in (tmp_path / "b").glob("restore-*.json"):
+            p.unlink()  # a run killed before it wrote its record
+        fake.run_jobs()
+        n = len(fake.request_log)
+        again = await restore(c, tmp_path / "b")
+        log = fake.request_log[n:]
+    assert by_asset(again) == {i: ("already_present", new) for i, (_, new) in by_asset(first).items()}
+    assert {k for k, _ in by_asset(first).values()} == {"reupload", "already_present"}
+    assert changing(log) == []
+    assert any(r.path == "/api/assets/bulk-upload-check" for r in log)
+
+
+async def test_trashed_reupload_is_restored_from_trash(tmp_path: Path) -> None:
+    fake = FakeImmich(library="sample", profile="v3")
+    async with connected(fake) as c:
+        await executed(c, tmp_path / "b", force=True)
+        fake.run_jobs()
+        first = await restore(c, tmp_path / "b")
+        old, (_, new) = next((i, v) for i, v in by_asset(first).items() if v[0] == "reupload")
+        assert new is not None
+        fake.trash_asset(new)
+        again = await restore(c, tmp_path / "b")
+    assert by_asset(again)[old] == ("from_trash", new)
+    assert fake.asset(new)["isTrashed"] is False
+    assert not [a for a in again.actions if a.action not in ("already_present", "from_trash")]
+
+
+async def test_purged_from_trash_and_damaged_backup_file_fails(tmp_path: Path) -> None:
+    fake = FakeImmich(library="sample", profile="v3")
+    async with connected(fake) as c:
+        plan = await executed(c, tmp_path / "b")
+        good, bad = group_of(plan, "s04_large_nodesc.jpg").losers[0], group_of(plan, "s01_large_nogps.jpg").losers[0]
+        fake.purge(good)
+        fake.purge(bad)
+        store = BackupStore.open_existing(tmp_path / "b")
+        ma = next(x for m in store.manifests() for x in m.losers if x.asset_id == bad)
+        path = store.resolve_file(ma.file)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+        rep = await restore(c, tmp_path / "b")
+    acts = by_asset(rep)
+    assert acts[good][0] == "reupload"
+    assert acts[bad] == ("failed", None)
+    assert "damaged" in next(a.detail for a in rep.actions if a.asset_id == bad)
+    assert rep.failed == 1
+    others = [i for i in trashed_losers(plan) if i not in (good, bad)]
+    assert {acts[i][0] for i in others} == {"from_trash"}
+
+
+# --------------------------------------------------------------------------- dry run
+
+
+@pytest.mark.parametrize("force", [False, True])
+async def test_dry_run_sends_nothing_that_changes(force: bool, tmp_path: Path) -> None:
+    fake = FakeImmich(library="sample", profile="v3")
+    async with connected(fake) as c:
+        plan = await executed(c, tmp_path / "b", force=force)
+        fake.run_jobs()
+        state = {i: fake.asset(i)["isTrashed"] for i in fake.asset_ids()}
+        n = len(fake.request_log)
+        rep = await restore(c, tmp_path / "b", dry_run=True)
+        log = fake.request_log[n:]
+    losers = trashed_losers(plan)
+    want = "reupload" if force else "from_trash"
+    assert {by_asset(rep)[i][0] for i in losers} == {want}
+    assert rep.dry_run is True
+    assert changing(log) == []
+    assert {i: fake.asset(i)["isTrashed"] for i in fake.asset_ids()} == state
+    assert list((tmp_path / "b").glob("restore-*.json")) == []
+    assert rep.record_file is None
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+async def test_edited_manifest_missing_dir_and_foreign_backup_are_refused(tmp_path: Path) -> None:
+    fake = FakeImmich(library="sample", profile="v3")
+    _, key2 = fake.add_user("user2")
+    async with connected(fake) as c:
+        await executed(c, tmp_path / "b")
+        n = len(fake.request_log)
+        with pytest.raises(BackupError, match="does not exist"):
+            await restore(c, tmp_path / "nowhere")
+        (tmp_path / "plain").mkdir()
+        with pytest.raises(BackupError, match="not an immich-dupes backup"):
+            await restore(c, tmp_path / "plain")
+        assert fake.request_log[n:] == []
+    async with connected(fake, key2) as c2:
+        n = len(fake.request_log)
+        with pytest.raises(WrongServer, match="belongs to user"):
+            await restore(c2, tmp_path / "b")
+        assert changing(fake.request_log[n:]) == []
+    manifest = next((tmp_path / "b" / "groups").glob("*/manifest.json"))
+    body = json.loads(manifest.read_text())
+    body["losers"][0]["asset"]["isFavorite"] = not body["losers"][0]["asset"].get("isFavorite")
+    manifest.write_text(json.dumps(body))
+    async with connected(fake) as c:
+        n = len(fake.request_log)
+        with pytest.raises(BackupError, match="edited or damaged"):
+            await restore(c, tmp_path / "b")
+        assert fake.request_log[n:] == []
+
+
+async def test_force_deleted_not_yet_purged_fails_clearly_then_reuploads(tmp_path: Path) -> None:
+    fake = FakeImmich(library="sample", profile="v3", jobs_mode="manual")
+    async with connected(fake) as c:
+        plan = await executed(c, tmp_path / "b", force=True)
+        losers = trashed_losers(plan)
+        assert all(fake.asset(i)["isTrashed"] for i in losers)  # deleted, purge job still queued
+        early = await restore(c, tmp_path / "b")
+        fake.run_jobs()  # the purge
+        later = await restore(c, tmp_path / "b")
+    assert {by_asset(early)[i][0] for i in losers} == {"failed"}
+    assert all("not yet purged" in a.detail for a in early.actions if a.asset_id in losers)
+    assert {by_asset(later)[i][0] for i in losers} == {"reupload"}
+    assert later.failed == 0
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["trash", "force"])
+async def test_restore_survives_transient_server_errors(force: bool, tmp_path: Path) -> None:
+    fake = FakeImmich(library="sample", profile="v3")
+    async with connected(fake) as c:
+        plan = await executed(c, tmp_path / "b", force=force)
+        fake.run_jobs()
+    fake.faults = "5xx=0.3,seed=3"  # every request kind retried by the client (all idempotent here)
+    async with ImmichClient(
+        URL, fake.api_key, transport=fake.transport(), rate_limit=10_000, concurrency=8,
+        max_retries=8, backoff_base=0.0,
+    ) as c:
+        rep = await restore(c, tmp_path / "b")
+        fake.faults = None
+        fake.run_jobs()
+        again = await restore(c, tmp_path / "b")
+    assert rep.failed == 0, [a.detail for a in rep.actions if a.action == "failed"]
+    assert any(r.fault for r in fake.request_log)
+    losers = trashed_losers(plan)
+    assert {by_asset(rep)[i][0] for i in losers} == {"reupload" if force else "from_trash"}
+    assert {a.action for a in again.actions} == {"already_present"}
+
+
+async def test_same_bytes_under_another_asset_are_left_alone(tmp_path: Path) -> None:
+    fake = FakeImmich(library="sample", profile="v3")
+    async with connected(fake) as c:
+        plan = await executed(c, tmp_path / "b", force=True)
+        fake.run_jobs()
+        loser = group_of(plan, "s11_large_plain.jpg").losers[0]  # a favorite, in an album
+        store = BackupStore.open_existing(tmp_path / "b")
+        ma = next(x for m in store.manifests() for x in m.losers if x.asset_id == loser)
+        # Someone imported the same bytes again under another name before the restore.
+        other = await c.upload(
+            store.resolve_file(ma.file), filename="imported-again.jpg",
+            file_created_at=datetime(2020, 1, 1, tzinfo=UTC), file_modified_at=datetime(2020, 1, 1, tzinfo=UTC),
+            checksum=ma.sha1_b64,
+        )
+        assert fake.asset(other.id)["isFavorite"] is False
+        n = len(fake.request_log)
+        rep = await restore(c, tmp_path / "b")
+        log = fake.request_log[n:]
+    act = next(a for a in rep.actions if a.asset_id == loser)
+    assert act.action == "already_present"
+    assert act.new_asset_id is None
+    assert other.id in act.detail
+    assert "left as it is" in act.detail
+    assert not [r for r in log if r.method == "PUT" and other.id in r.path]
+    assert album_ids_of(fake, other.id) == set()
+    assert tag_ids_of(fake, other.id) == set()
+    assert fake.asset(other.id)["isFavorite"] is False
+    assert loser not in read_mapping(tmp_path / "b")
+    assert rep.failed == 0
+
+
+async def test_still_from_trash_is_linked_to_its_reuploaded_motion_part(tmp_path: Path) -> None:
+    fake = FakeImmich(library="sample", profile="v3")
+    async with connected(fake) as c:
+        plan = await executed(c, tmp_path / "b")
+        g = group_of(plan, "s15_plain_copy.jpg")
+        still, video = g.losers[0], g.consolidated.live_photo_video_id
+        assert video is not None
+        assert fake.asset(still)["isTrashed"] is True
+        fake.purge(video)  # the motion part is gone; the trashed still loses its link
+        assert fake.asset(still)["livePhotoVideoId"] is None
+        rep = await restore(c, tmp_path / "b")
+        n = len(fake.request_log)
+        again = await restore(c, tmp_path / "b")
+        log = fake.request_log[n:]
+    acts = by_asset(rep)
+    assert acts[still] == ("from_trash", None)
+    assert acts[video][0] == "reupload"
+    assert fake.asset(still)["livePhotoVideoId"] == acts[video][1]
+    assert {a.action for a in again.actions} == {"already_present"}
+    assert changing(log) == []
