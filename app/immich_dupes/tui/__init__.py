@@ -1,0 +1,1 @@
+"""The review app (Textual). Thin: shows the plan, edits it through analysis.decide, runs the engine."""

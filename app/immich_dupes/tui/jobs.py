@@ -1,0 +1,155 @@
+"""Glue between the app and the engine's execute / verify / restore: what the confirmations
+say and how results read. The engine does the work; nothing here talks to the server.
+
+The engine modules are imported lazily (inside functions), so the review app opens and
+reviews even in a build where one of them is broken; starting that job then says so.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from textual.content import Content
+
+from immich_dupes.tui.format import human_bytes
+
+if TYPE_CHECKING:
+    from immich_dupes.engine.execute import ExecutePreview, ExecuteReport
+    from immich_dupes.engine.restore import RestoreReport
+    from immich_dupes.engine.verify import VerifyReport
+
+LIST_LIMIT = 20
+"""Failed groups / findings listed in a result; the rest are counted (the report has all)."""
+
+
+class EngineMissing(RuntimeError):
+    pass
+
+
+def engine_module(name: str) -> ModuleType:
+    """``immich_dupes.engine.<name>``, or EngineMissing with a sentence for the user."""
+    try:
+        return importlib.import_module(f"immich_dupes.engine.{name}")
+    except ImportError as e:
+        raise EngineMissing(f"{name} is not available in this build ({e})") from None
+
+
+def describe_execute(pv: ExecutePreview, server: str, who: str) -> Content:
+    """What execute will do (from ``engine.execute.preflight``): groups, losers, bytes, where, how."""
+    parts: list[Content] = [
+        Content.assemble("On ", (server, "bold"), f" as {who}:\n\n" if who else ":\n\n"),
+        Content.assemble(
+            "• ", (f"{pv.groups_to_resolve} groups resolved", "bold"), ": ",
+            (f"{pv.losers} copies", "bold"), " backed up to ", (str(pv.backup_dir), "bold"),
+            f" ({human_bytes(pv.bytes_to_backup)}),\n"
+            "  each checked against the server's checksum; metadata carried to the keepers;\n"
+            "  then the copies are ",
+        ),
+    ]
+    if pv.force:
+        parts.append(Content.styled(
+            "PERMANENTLY DELETED (not the trash: only the backup can bring them back)", "bold $error"
+        ))
+    else:
+        parts.append(Content.assemble(("moved to the Immich trash", "bold $success"),
+                                      " (restorable from the trash or the backup)"))
+    parts.append(Content(
+        f".\n• {pv.groups_to_dismiss} groups dismissed as not duplicates, "
+        f"{pv.groups_to_stack} stacked: nothing deleted.\n"
+        f"• {pv.groups_skipped} left alone"
+    ))
+    if pv.unreviewed:
+        parts.append(Content.assemble(" (", (f"{pv.unreviewed} still need review", "bold $warning"), ")"))
+    parts.append(Content(".\n\nEvery step is journaled: if it stops, running it again resumes.\n\n"))
+    parts.append(Content.styled(
+        "f switches between the trash and permanent delete · y executes · n cancels", "$text-muted"
+    ))
+    return Content("").join(parts)
+
+
+def summarize_execute(rep: ExecuteReport) -> Content:
+    counts = Counter(o.status for o in rep.outcomes)
+    trashed = sum(len(o.trashed) for o in rep.outcomes if o.status == "done")
+    gone = "deleted permanently" if rep.force else "moved to the trash"
+    lines: list[Content] = [Content.styled(
+        "Execute finished" if not rep.failed else f"Execute finished: {rep.failed} groups failed",
+        "bold $success" if not rep.failed else "bold $error",
+    )]
+    lines.append(Content(
+        f"{counts.get('done', 0)} groups done, {counts.get('skipped', 0)} skipped, "
+        f"{counts.get('failed', 0)} failed · {trashed} copies {gone}"
+    ))
+    lines.append(Content(
+        f"backed up {human_bytes(rep.bytes_backed_up)} · {rep.requests} requests · {rep.seconds:.1f} s"
+    ))
+    if rep.report_path is not None:
+        lines.append(Content(f"report: {rep.report_path}"))
+    failed = [o for o in rep.outcomes if o.status == "failed"]
+    for o in failed[:LIST_LIMIT]:
+        lines.append(Content.styled(f"  ✗ {o.duplicate_id}: {o.reason}", "$error"))
+    if len(failed) > LIST_LIMIT:
+        lines.append(Content(f"  … and {len(failed) - LIST_LIMIT} more (see the report)"))
+    skipped = [o for o in rep.outcomes if o.status == "skipped" and o.reason != "the plan says skip"]
+    reasons = Counter(o.reason for o in skipped)
+    for reason, n in reasons.most_common(5):
+        lines.append(Content.styled(f"  skipped {n}: {reason}", "$text-muted"))
+    lines.append(Content.styled(
+        "Next: V verifies the server against the plan; R restores from the backup.", "$text-muted"
+    ))
+    return Content("\n").join(lines)
+
+
+def summarize_verify(rep: VerifyReport) -> Content:
+    anomalies = rep.anomalies
+    good = not anomalies
+    lines = [
+        Content.styled(
+            "Verify: everything is as planned" if good else f"Verify found {len(anomalies)} anomalies",
+            "bold $success" if good else "bold $error",
+        ),
+        Content(
+            f"{rep.groups_checked} groups checked, {rep.groups_ok} as planned, "
+            f"{rep.groups_not_executed} not executed, {rep.groups_skipped} skipped; "
+            f"{len(rep.notes)} notes"
+        ),
+    ]
+    for f in anomalies[:LIST_LIMIT]:
+        lines.append(Content.styled(f"  ✗ {f.duplicate_id[:8]} {f.field}: {f.message}", "$error"))
+    if len(anomalies) > LIST_LIMIT:
+        lines.append(Content(f"  … and {len(anomalies) - LIST_LIMIT} more"))
+    for f in rep.notes[: max(0, LIST_LIMIT - len(anomalies))]:
+        lines.append(Content.styled(f"  • {f.duplicate_id[:8]} {f.field}: {f.message}", "$text-muted"))
+    return Content("\n").join(lines)
+
+
+def summarize_restore(rep: RestoreReport) -> Content:
+    lines = [
+        Content.styled(
+            f"Restore finished: {len(rep.actions)} assets" + (f", {rep.failed} failed" if rep.failed else ""),
+            "bold $error" if rep.failed else "bold $success",
+        ),
+        Content(
+            f"{rep.count('from_trash')} back from the trash, {rep.count('reupload')} re-uploaded, "
+            f"{rep.count('already_present')} already present"
+        ),
+    ]
+    if rep.record_file is not None:
+        lines.append(Content(f"record: {rep.record_file}"))
+    for a in [a for a in rep.actions if a.action == "failed"][:LIST_LIMIT]:
+        lines.append(Content.styled(f"  ✗ {a.file_name}: {a.detail}", "$error"))
+    return Content("\n").join(lines)
+
+
+def describe_restore(backup_dir: Path, server: str, assets: int) -> Content:
+    return Content.assemble(
+        "Bring back the ", (f"{assets} copies", "bold"), " recorded in ", (str(backup_dir), "bold"),
+        " on ", (server, "bold"), ":\n\n"
+        "• copies still in the Immich trash are restored (same ids, faces and albums);\n"
+        "• copies that were deleted for good are uploaded again from the backup, with their dates,\n"
+        "  then their metadata and albums are re-applied from the backup's manifest.\n\n"
+        "Keepers are not touched. Running it twice does no harm.",
+    )

@@ -1,0 +1,1 @@
+"""Screens of the review app: main, help, preview, confirmations, engine runs."""

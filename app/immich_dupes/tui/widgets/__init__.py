@@ -1,0 +1,1 @@
+"""Widgets of the review app: group list, asset cards, diff table."""
