@@ -337,3 +337,17 @@ def test_actions_mark_reviewed_and_keep_all_frees_nothing() -> None:
     accepted = decide.accept(decide.set_action(g, Action.SKIP))
     assert accepted.reviewed
     assert accepted.action is Action.RESOLVE
+
+
+def test_set_winner_keeps_a_source_chosen_from_another_copy() -> None:
+    big = asset(1, width=4000, height=3000, latitude=52.52, longitude=13.405)
+    mid = asset(2, width=2000, height=1500, latitude=48.1372, longitude=11.5756)
+    small = asset(3, width=100, height=100, latitude=48.1372, longitude=11.5757, description="Munich")
+    g = decide.set_source(group(big, mid, small), "gps", small.id)
+    g2 = decide.set_winner(g, mid.id)
+    assert g2.sources.gps == small.id  # the person's choice survives the keeper change
+    assert (g2.consolidated.latitude, g2.consolidated.longitude) == (48.1372, 11.5757)
+    # A choice that names the new keeper becomes "keep its own".
+    g3 = decide.set_winner(g, small.id)
+    assert g3.sources.gps == small.id
+    assert g3.consolidated.latitude == 48.1372

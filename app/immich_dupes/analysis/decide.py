@@ -405,19 +405,30 @@ def set_winner(group: GroupPlan, asset_id: str) -> GroupPlan:
     """Make ``asset_id`` the keeper; the others become losers (partial keeps are kept)."""
     group.asset(asset_id)
     g = group.model_copy(deep=True)
+    before, old_winner = g.sources, g.winner
     extra_keeps = [k for k in g.keep if k not in (g.winner, asset_id)]
     g.winner = asset_id
     g.keep = [asset_id, *extra_keeps]
     g.losers = [a.id for a in g.assets if a.id not in g.keep]
-    g.sources = _resource(g)
+    g.sources = _resource(g, before, old_winner)
     g.winner_reason = "chosen in review"
     return _refresh(g)
 
 
-def _resource(g: GroupPlan) -> Sources:
-    """Keep a person's explicit source choices that still make sense; re-derive the rest."""
+def _resource(g: GroupPlan, before: Sources, old_winner: str) -> Sources:
+    """Keep each source choice that still makes sense for the new winner; re-derive the rest.
+
+    A choice that names another copy (take GPS from #2) still stands after the keeper changes,
+    unless that copy is now the keeper itself (then it simply keeps its own value).
+    """
     default = default_sources(g.assets, g.winner, g.keep)
-    return default
+    kept: dict[str, str | None] = {}
+    for field in ("gps", "datetime", "description"):
+        chosen = getattr(before, field)
+        # "The old keeper's own value" was no choice of another copy: re-derive it.
+        if chosen is not None and chosen not in (g.winner, old_winner):
+            kept[field] = chosen
+    return default.model_copy(update=kept)
 
 
 def toggle_keep(group: GroupPlan, asset_id: str) -> GroupPlan:

@@ -240,7 +240,9 @@ def render_scene(seed: int, caption: str, size: tuple[int, int] = MASTER) -> Ima
         draw.ellipse(
             (x - tw, y - tw * 6, x + tw, y - tw * 3), fill=(30, 90 + rnd.randint(0, 60), 40)
         )
-    noise = Image.effect_noise((w, h), 40).convert("RGB")
+    # Grain from the scene's own seed: Image.effect_noise is unseeded, which made the
+    # "same" sample photo differ in bytes (and checksum) between two builds in one process.
+    noise = Image.frombytes("L", (w, h), rnd.randbytes(w * h)).convert("RGB")
     img = Image.blend(img, noise, 0.06)
     if caption:
         draw = ImageDraw.Draw(img)
