@@ -238,3 +238,35 @@ def test_zero_or_negative_limits_are_refused() -> None:
         ImmichClient("http://x", KEY, rate_limit=-1)
     with pytest.raises(ValueError, match="concurrency"):
         ImmichClient("http://x", KEY, concurrency=0)
+
+
+async def test_a_body_cut_off_after_the_headers_is_retried_when_safe() -> None:
+    calls = 0
+
+    class Broken(httpx.AsyncByteStream):
+        async def __aiter__(self):  # type: ignore[no-untyped-def]
+            yield b'{"res": "po'
+            raise httpx.ReadError("connection reset")
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return httpx.Response(200, stream=Broken())
+        return httpx.Response(200, json={"res": "pong"})
+
+    async with client_with(handler, rate_limit=1000) as c:
+        assert await c.ping()
+    assert calls == 2
+
+    calls = 0
+
+    def always_broken(req: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(200, stream=Broken())
+
+    async with client_with(always_broken, rate_limit=1000) as c:
+        with pytest.raises(ConnectionFailed, match="cut off"):
+            await c.create_stack(["a", "b"])  # not safe to repeat: one try only
+    assert calls == 1

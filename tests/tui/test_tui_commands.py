@@ -101,14 +101,20 @@ def test_review_without_a_key_opens_offline(
     assert "1 groups still need review" in capsys.readouterr().err
 
 
-def test_review_client_uses_the_plan_server_when_no_url_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_review_never_sends_the_key_to_a_server_named_only_by_the_plan(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A plan file from someone else must not be able to collect the user's API key.
     monkeypatch.delenv("IMMICH_URL", raising=False)
     monkeypatch.setenv("IMMICH_API_KEY", "k")
     args = build_parser().parse_args(["review", "plan.json"])
+    assert review.client_factory(args, "https://photos.example.org/api") is None
+    assert "IMMICH_URL" in capsys.readouterr().err
+    monkeypatch.setenv("IMMICH_URL", "https://mine.example.org")
     factory = review.client_factory(args, "https://photos.example.org/api")
     assert factory is not None
     client = factory()
     try:
-        assert client.base_url == "https://photos.example.org/api"
+        assert client.base_url == "https://mine.example.org/api"
     finally:
         asyncio.run(client.aclose())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -56,7 +57,14 @@ def run(args: argparse.Namespace) -> int:
     if not out.parent.exists():
         sys.stderr.write(f"immich-dupes: error: the folder {out.parent} does not exist\n")
         return 2
+    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK | os.X_OK):
+        sys.stderr.write(f"immich-dupes: error: cannot write the plan into {out.parent}\n")
+        return 2
     with errors_to_exit() as code:
-        print(asyncio.run(run_analyze(args)))
+        try:
+            print(asyncio.run(run_analyze(args)))
+        except OSError as e:  # e.g. the disk filled up while the plan was written
+            sys.stderr.write(f"immich-dupes: error: cannot write the plan {out} ({e.strerror or e})\n")
+            return 1
         print(f"plan written to {out}")
     return code[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
@@ -77,8 +78,23 @@ def errors_to_exit() -> Iterator[list[int]]:
         yield holder
     except (UsageError, PlanError, CommandFailed, ImmichError) as e:
         code, line = exit_code_for(e)
-        sys.stderr.write(f"immich-dupes: error: {line}\n")
+        sys.stderr.write(f"immich-dupes: error: {terminal_safe(line)}\n")
         holder[0] = code
+
+
+def terminal_safe(text: str) -> str:
+    """Escape control and format characters (ESC, NUL, BEL, bidi overrides, …) in text that
+    may carry names from the server, so a file name cannot drive or disguise the terminal.
+    Newlines and tabs stay."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
 
 
 def human_bytes(n: float) -> str:
@@ -104,7 +120,7 @@ class ProgressPrinter:
     def __call__(self, ev: Event) -> None:
         if ev.level in ("warning", "error"):
             self._clear()
-            self.stream.write(f"{ev.level}: {ev.message}\n")
+            self.stream.write(f"{ev.level}: {terminal_safe(ev.message)}\n")
             self.stream.flush()
             return
         now = time.monotonic()
@@ -114,7 +130,7 @@ class ProgressPrinter:
         elif now - self._last < self.min_interval and not (ev.total and ev.done >= ev.total):
             return
         self._last = now
-        line = self._line(ev, now - self._start)
+        line = terminal_safe(self._line(ev, now - self._start))
         if self.tty:
             self.stream.write("\r\x1b[2K" + line)
             self._dirty = True

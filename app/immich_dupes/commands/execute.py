@@ -19,6 +19,7 @@ from immich_dupes.commands.common import (
     errors_to_exit,
     human_bytes,
     make_client,
+    terminal_safe,
 )
 from immich_dupes.engine.events import Event
 from immich_dupes.engine.execute import (
@@ -145,8 +146,8 @@ async def run_execute(
                 loop.remove_signal_handler(signal.SIGINT)
     if options.dry_run:
         for line in rep.planned_requests:
-            print(line)
-    print(describe_report(rep))
+            print(terminal_safe(line))
+    print(terminal_safe(describe_report(rep)))
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if rep.failed else EXIT_OK
@@ -158,6 +159,13 @@ def run(args: argparse.Namespace) -> int:
             plan = load_plan(args.input)
             code[0] = asyncio.run(run_execute(args, plan))
         except ExecuteRefused as e:
-            sys.stderr.write(f"immich-dupes: error: {e}\n")
+            sys.stderr.write(f"immich-dupes: error: {terminal_safe(str(e))}\n")
             code[0] = EXIT_USAGE
+        except OSError as e:  # the backup disk filled up (or failed) mid-run: one line, not a traceback
+            where = f": {e.filename}" if e.filename else ""
+            sys.stderr.write(
+                f"immich-dupes: error: cannot write to the backup directory ({e.strerror or e}{where}); "
+                "execute stopped there: make room and run the same command again to finish\n"
+            )
+            code[0] = EXIT_FAILED
     return code[0]

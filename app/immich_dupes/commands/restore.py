@@ -15,7 +15,13 @@ from pathlib import Path
 import httpx
 
 from immich_dupes.cli import EXIT_FAILED, EXIT_OK, UsageError
-from immich_dupes.commands.common import ProgressPrinter, confirm, errors_to_exit, make_client
+from immich_dupes.commands.common import (
+    ProgressPrinter,
+    confirm,
+    errors_to_exit,
+    make_client,
+    terminal_safe,
+)
 from immich_dupes.engine.restore import (
     DRY_RUN_PERMISSIONS,
     RESTORE_PERMISSIONS,
@@ -98,9 +104,16 @@ def run(args: argparse.Namespace, transport: httpx.AsyncBaseTransport | None = N
         except _Declined:
             sys.stderr.write("restore: nothing done\n")
             return EXIT_FAILED
+        except OSError as e:  # the disk filled up while writing the record: one line, no traceback
+            where = f": {e.filename}" if e.filename else ""
+            sys.stderr.write(
+                f"immich-dupes: error: cannot write the restore record ({e.strerror or e}{where}); "
+                "what was restored stays restored: make room and run restore again to finish\n"
+            )
+            return EXIT_FAILED
         for a in rep.actions:
-            sys.stdout.write(render_line(a, rep.dry_run) + "\n")
-        sys.stdout.write(render_summary(rep) + "\n")
+            sys.stdout.write(terminal_safe(render_line(a, rep.dry_run)) + "\n")
+        sys.stdout.write(terminal_safe(render_summary(rep)) + "\n")
         if rep.record_file is not None:
             sys.stdout.write(f"record written to {rep.record_file}\n")
         sys.stdout.flush()

@@ -21,9 +21,17 @@ from immich_dupes.tui.state import Status
 
 
 def client_factory(args: argparse.Namespace, plan_server: str) -> ClientFactory | None:
-    """How the app makes its client; None when there is no key (the app says so)."""
-    url = getattr(args, "url", None) or os.environ.get("IMMICH_URL", "") or plan_server
+    """How the app makes its client; None without a URL and a key (the app says so).
+
+    The URL must come from the user (-u or IMMICH_URL), never from the plan file alone: a
+    plan received from someone else would otherwise send the API key to their server.
+    """
+    url = getattr(args, "url", None) or os.environ.get("IMMICH_URL", "")
     key = getattr(args, "api_key", None) or os.environ.get("IMMICH_API_KEY", "")
+    if key and not url:
+        sys.stderr.write(
+            f"note: no server URL given; pictures need -u URL or IMMICH_URL (the plan was made on {plan_server})\n"
+        )
     if not key or not url:
         return None
     verify_tls = not getattr(args, "insecure", False)

@@ -18,7 +18,7 @@ import httpx
 
 from immich_dupes.analysis.plan import Plan, load_plan
 from immich_dupes.cli import EXIT_FAILED, EXIT_OK, UsageError
-from immich_dupes.commands.common import ProgressPrinter, errors_to_exit, make_client
+from immich_dupes.commands.common import ProgressPrinter, errors_to_exit, make_client, terminal_safe
 from immich_dupes.engine.verify import VERIFY_PERMISSIONS, Finding, VerifyReport, verify
 
 
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, transport: httpx.AsyncBaseTransport | None = N
         if args.format == "json":
             sys.stdout.write(json.dumps(rep.to_json(), indent=1, ensure_ascii=False) + "\n")
         else:
-            sys.stdout.write(render_text(plan, rep) + "\n")
+            sys.stdout.write(terminal_safe(render_text(plan, rep)) + "\n")
         sys.stdout.flush()
         return EXIT_FAILED if rep.anomalies else EXIT_OK
     return code[0]

@@ -319,6 +319,14 @@ def preflight(
         raise ExecuteRefused(str(e)) from None
     done_bytes = 0
     if exists:
+        # A resumed run trusts what the backup holds: every manifest must still be the one
+        # execute wrote. An edited one is refused here, before anything is sent: trashing on
+        # top of it would leave a backup that restore refuses.
+        try:
+            for _ in BackupStore.open_existing(options.backup_dir).manifests():
+                pass
+        except BackupError as e:
+            raise ExecuteRefused(f"{e}; use a new backup directory, or restore from this one") from None
         for entry in read_entries(options.backup_dir / "journal.jsonl"):
             if entry["kind"] == "backed_up" and not entry.get("video_of"):
                 done_bytes += int(entry.get("size", 0))

@@ -315,14 +315,30 @@ class ImmichClient:
             await self._backoff(attempt - 1, retry_response)
 
     async def request(self, method: str, path: str, **kw: Any) -> Any:
-        """Send, read the whole body, return parsed JSON (None for an empty body)."""
-        async with self.stream(method, path, **kw) as r:
-            try:
-                body = await r.aread()
-            except (httpx.TransportError, httpx.StreamError) as e:
-                raise ConnectionFailed(
-                    f"the answer was cut off ({type(e).__name__})", method=method, path=path
-                ) from None
+        """Send, read the whole body, return parsed JSON (None for an empty body).
+
+        A body cut off after the headers is retried like a broken connection when the request
+        is safe to repeat.
+        """
+        idempotent = kw.get("idempotent")
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
+        attempt = 0
+        while True:
+            cut: ConnectionFailed | None = None
+            async with self.stream(method, path, **kw) as r:
+                try:
+                    body = await r.aread()
+                except (httpx.TransportError, httpx.StreamError) as e:
+                    cut = ConnectionFailed(
+                        f"the answer was cut off ({type(e).__name__})", method=method, path=path
+                    )
+            if cut is not None:
+                if idempotent and attempt < self.max_retries:
+                    await self._backoff(attempt, None)
+                    attempt += 1
+                    continue
+                raise cut
             if not body:
                 return None
             try:
