@@ -270,3 +270,28 @@ async def test_a_body_cut_off_after_the_headers_is_retried_when_safe() -> None:
         with pytest.raises(ConnectionFailed, match="cut off"):
             await c.create_stack(["a", "b"])  # not safe to repeat: one try only
     assert calls == 1
+
+
+@pytest.mark.parametrize("bad", ["abc\r", "abc\n", " abc "])
+def test_a_key_with_surrounding_whitespace_is_stripped(bad: str) -> None:
+    seen: list[str] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(req.headers["x-api-key"])
+        return httpx.Response(200, json={"res": "pong"})
+
+    async def go() -> None:
+        async with ImmichClient("http://immich.test", bad, transport=httpx.MockTransport(handler)) as c:
+            await c.ping()
+
+    import asyncio
+
+    asyncio.run(go())
+    assert seen == ["abc"]
+
+
+@pytest.mark.parametrize("bad", ["ab\rcd-SECRET", "ab cd-SECRET", "ab\x00cd-SECRET", "äbcd-SECRET"])
+def test_a_key_that_cannot_be_a_header_is_refused_without_repeating_it(bad: str) -> None:
+    with pytest.raises(ValueError, match="API key") as e:
+        ImmichClient("http://immich.test", bad)
+    assert "SECRET" not in str(e.value)

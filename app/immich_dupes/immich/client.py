@@ -179,8 +179,17 @@ class ImmichClient:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        # Keys copied from a file often carry a newline or a CR: strip them. Anything else that
+        # cannot go in a header is refused here, in words that never repeat the key (httpx's
+        # own error would print it).
+        api_key = api_key.strip()
         if not api_key:
             raise ValueError("no API key (use -a KEY or IMMICH_API_KEY)")
+        if not all(33 <= ord(c) < 127 for c in api_key):
+            raise ValueError(
+                "the API key contains spaces, control characters or non-ASCII characters; "
+                "copy it again from Immich (Account Settings → API Keys)"
+            )
         self.base_url = normalize_base_url(url)
         self._origin = urlsplit(self.base_url)[:2]
         self._key = api_key
@@ -287,7 +296,18 @@ class ImmichClient:
                 try:
                     request = self._http.build_request(method, self._url(path), **req_kw)
                     response = await self._http.send(request, stream=True)
-                except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as e:
+                except httpx.HTTPError as e:
+                    # Every httpx failure becomes our error type with our own words: str(e) of
+                    # a header error would carry the key.
+                    transient = isinstance(
+                        e, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError
+                    )
+                    if not transient:
+                        raise ConnectionFailed(
+                            f"the request could not be sent ({type(e).__name__})",
+                            method=method,
+                            path=path,
+                        ) from None
                     retriable = idempotent or isinstance(e, httpx.ConnectError)
                     if retriable and attempt < self.max_retries:
                         attempt += 1
