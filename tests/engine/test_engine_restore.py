@@ -356,7 +356,7 @@ async def test_restore_survives_transient_server_errors(force: bool, tmp_path: P
     assert {a.action for a in again.actions} == {"already_present"}
 
 
-async def test_same_bytes_under_another_asset_are_left_alone(tmp_path: Path) -> None:
+async def test_same_bytes_under_another_asset_are_left_alone_and_the_loser_fails(tmp_path: Path) -> None:
     fake = FakeImmich(library="sample", profile="v3")
     async with connected(fake) as c:
         plan = await executed(c, tmp_path / "b", force=True)
@@ -375,16 +375,19 @@ async def test_same_bytes_under_another_asset_are_left_alone(tmp_path: Path) -> 
         rep = await restore(c, tmp_path / "b")
         log = fake.request_log[n:]
     act = next(a for a in rep.actions if a.asset_id == loser)
-    assert act.action == "already_present"
+    # The photo is on the server, but not the loser's own albums/tags/favorite: that is a failure
+    # for the user to check, not "already present".
+    assert act.action == "failed"
     assert act.new_asset_id is None
     assert other.id in act.detail
-    assert "left as it is" in act.detail
+    assert "imported-again.jpg" in act.detail
+    assert "not re-applied" in act.detail
     assert not [r for r in log if r.method == "PUT" and other.id in r.path]
     assert album_ids_of(fake, other.id) == set()
     assert tag_ids_of(fake, other.id) == set()
     assert fake.asset(other.id)["isFavorite"] is False
     assert loser not in read_mapping(tmp_path / "b")
-    assert rep.failed == 0
+    assert rep.failed == 1
 
 
 async def test_still_from_trash_is_linked_to_its_reuploaded_motion_part(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 Prints one line per asset (what was done, or would be done with ``--dry-run``). Exit 0 when
 everything is back, 1 when something could not be restored, 2 for a missing, foreign, invalid or
-edited backup (nothing is sent then), 3 when the server cannot be reached or refuses the key.
+edited backup or restore record, or a backup another execute or restore is using (nothing is sent
+then), 3 when the server cannot be reached or refuses the key.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ damaged manifest is refused by restore instead of silently restoring the wrong t
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -36,11 +38,47 @@ JOURNAL_NAME = "journal.jsonl"
 GROUPS_DIR = "groups"
 MANIFEST_NAME = "manifest.json"
 PART_SUFFIX = ".part"
+LOCK_NAME = ".lock"
 _UUID = re.compile(UUID_PATTERN)
 
 
 class BackupError(ValueError):
     """The backup directory cannot be used (or read): one plain sentence naming the path."""
+
+
+class BackupLocked(BackupError):
+    """Another execute or restore holds the backup directory's lock."""
+
+
+@contextlib.contextmanager
+def lock_backup_dir(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``<path>/.lock`` for the duration of the ``with`` block.
+
+    Non-blocking: raises BackupLocked at once when another execute or restore (any process,
+    or another open of it in this one) holds it. The lock dies with its process, so a killed
+    run never leaves the directory locked. ``path`` must exist.
+    """
+    lock = Path(path) / LOCK_NAME
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise BackupError(f"backup directory {path} cannot be locked: {e.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BackupLocked(
+                f"another execute or restore is using this backup directory ({path}); "
+                "wait for it to finish"
+            ) from None
+        except OSError as e:
+            raise BackupError(f"backup directory {path} cannot be locked: {e.strerror}") from None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 class _Model(BaseModel):
@@ -174,7 +212,7 @@ class BackupStore:
             raise BackupError(f"backup directory {path} is not writable")
         head = path / HEADER_NAME
         if not head.exists():
-            foreign = sorted(p.name for p in path.iterdir())
+            foreign = sorted(p.name for p in path.iterdir() if p.name != LOCK_NAME)
             if foreign:
                 shown = ", ".join(foreign[:3]) + (" …" if len(foreign) > 3 else "")
                 raise BackupError(
@@ -356,12 +394,15 @@ __all__ = [
     "FORMAT",
     "HEADER_NAME",
     "JOURNAL_NAME",
+    "LOCK_NAME",
     "BackupError",
     "BackupHeader",
+    "BackupLocked",
     "BackupStore",
     "GroupManifest",
     "ManifestAlbum",
     "ManifestAsset",
+    "lock_backup_dir",
     "sha1_b64_of",
     "verify_file",
 ]

@@ -20,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import glob
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -36,10 +38,11 @@ from typing import IO, Any, Literal, Protocol, TypeVar
 from pydantic import ValidationError
 
 from immich_dupes import __version__
-from immich_dupes.analysis.plan import Action, GroupPlan, Plan, PlanAlbum
+from immich_dupes.analysis.plan import Action, GroupPlan, Plan, PlanAlbum, PlanAsset
 from immich_dupes.analysis.timezones import offset_minutes
 from immich_dupes.engine.analyze import album_membership
 from immich_dupes.engine.backup import (
+    JOURNAL_NAME,
     PART_SUFFIX,
     BackupError,
     BackupHeader,
@@ -49,13 +52,20 @@ from immich_dupes.engine.backup import (
     ManifestAsset,
     ManifestTag,
     fsync_dir,
+    lock_backup_dir,
     verify_file,
 )
 from immich_dupes.engine.events import Event, Reporter, ignore
 from immich_dupes.engine.journal import read_entries
 from immich_dupes.engine.sanitize import sanitize_file_name
 from immich_dupes.immich.client import ImmichClient, normalize_base_url
-from immich_dupes.immich.errors import ImmichError, IntegrityError, PermissionMissing
+from immich_dupes.immich.errors import (
+    ConnectionFailed,
+    ImmichError,
+    IntegrityError,
+    NotFound,
+    PermissionMissing,
+)
 from immich_dupes.immich.models import Asset, BulkIdResult, Visibility
 
 T = TypeVar("T")
@@ -327,7 +337,11 @@ def preflight(
                 pass
         except BackupError as e:
             raise ExecuteRefused(f"{e}; use a new backup directory, or restore from this one") from None
-        for entry in read_entries(options.backup_dir / "journal.jsonl"):
+        journal = options.backup_dir / JOURNAL_NAME
+        conflict = mode_conflict(read_entries(journal), options.force)
+        if conflict:
+            raise ExecuteRefused(conflict)
+        for entry in read_entries(journal):
             if entry["kind"] == "backed_up" and not entry.get("video_of"):
                 done_bytes += int(entry.get("size", 0))
     remaining = max(0, pv.bytes_to_backup - done_bytes)
@@ -340,6 +354,36 @@ def preflight(
                 f"need about {human_size(need)} (losers plus a margin), {human_size(free)} free"
             )
     return pv
+
+
+def mode_conflict(entries: Iterable[dict[str, Any]], force: bool) -> str | None:
+    """Why this backup cannot be resumed with ``force`` (None when it can).
+
+    A backup holds one mode: once a run wrote a manifest or sent a DELETE in trash mode (or
+    with --force), its manifests say so and restore relies on it; a resume in the other mode
+    would mix the two.
+    """
+    run_force: bool | None = None
+    committed: set[bool] = set()
+    for e in entries:
+        kind = e["kind"]
+        if kind == "run":
+            run_force = bool(e.get("force", False))
+        elif kind == "trash_sent" and "force" in e:
+            committed.add(bool(e["force"]))
+        elif kind in ("manifest", "trash_sent", "trashed") and run_force is not None:
+            committed.add(run_force)
+    if force and False in committed:
+        return (
+            "this backup was started in trash mode; resume without --force or use a new "
+            "backup directory"
+        )
+    if not force and True in committed:
+        return (
+            "this backup was started with --force (permanent delete); resume with --force or "
+            "use a new backup directory"
+        )
+    return None
 
 
 # --------------------------------------------------------------------------- journal state
@@ -407,6 +451,10 @@ def load_states(entries: Iterable[dict[str, Any]]) -> dict[str, _State]:
             for g, ids in (e.get("groups") or {}).items():
                 target = states[g].trash_sent if kind == "trash_sent" else states[g].trashed
                 target.update(str(i) for i in ids)
+        elif kind == "trash_failed":
+            # The server refused that DELETE: those ids were not trashed by it.
+            for g, ids in (e.get("groups") or {}).items():
+                states[g].trash_sent.difference_update(str(i) for i in ids)
         elif kind == "dismiss_sent":
             for g in e.get("groups", []):
                 states[g].dismiss_sent = True
@@ -490,6 +538,8 @@ class _Work:
     """Losers an earlier run trashed that someone restored since: left alone."""
     backups: dict[str, _Backed] = field(default_factory=dict)
     video_raw: dict[str, dict[str, Any]] = field(default_factory=dict)
+    videos_gone: set[str] = field(default_factory=set)
+    """Live-photo videos of losers that were already gone from the server (no backup to take)."""
     failed: str | None = None
     listed: bool = True
     """Whether the group is still in the fresh duplicates list."""
@@ -786,16 +836,19 @@ class _Runner:
         try:
             raw = await self.client.get_asset_json(vid)
             va = Asset.model_validate(raw)
+        except NotFound:
+            # Immich's "Not found or no access" (a 400 with that message): the video is gone.
+            # Any other error fails the group: the loser is never trashed without its video.
+            self.emit(
+                "backup",
+                f"{_asset_label(w.g, loser_id)}: its live-photo video {vid} is gone; backing up the still only",
+                group_id=w.g.duplicate_id,
+                level="warning",
+            )
+            w.videos_gone.add(vid)
+            w.outcome.changes.append(f"live-photo video {vid} of {loser_id} was already gone")
+            return None
         except ImmichError as e:
-            if e.status == 400:
-                self.emit(
-                    "backup",
-                    f"{_asset_label(w.g, loser_id)}: its live-photo video {vid} is gone; backing up the still only",
-                    group_id=w.g.duplicate_id,
-                    level="warning",
-                )
-                w.outcome.changes.append(f"live-photo video {vid} of {loser_id} was already gone")
-                return None
             return f"could not read the live-photo video of {_asset_label(w.g, loser_id)}: {e}"
         except ValidationError:
             return f"the live-photo video {vid} could not be read"
@@ -841,7 +894,13 @@ class _Runner:
             if (expected is None or size == expected) and verify_file(dest, size, a.checksum):
                 self._count_backup(size, video_of is None)
                 return _Backed(a.id, rel, size, a.checksum, video_of)
-        part = dest.with_name(dest.name + PART_SUFFIX)
+        # Parts of a killed earlier run: ours alone to remove, since this run holds the lock.
+        for stale in (dest.with_name(dest.name + PART_SUFFIX),
+                      *dest.parent.glob(glob.escape(dest.name) + ".*" + PART_SUFFIX)):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        # A name of this run's own: two writers can never share one part file.
+        part = dest.with_name(f"{dest.name}.{os.getpid()}-{secrets.token_hex(4)}{PART_SUFFIX}")
         problem = ""
         got = 0
 
@@ -981,23 +1040,51 @@ class _Runner:
         c = w.g.consolidated
         win = w.winner
         e = win.exif
+        snap = w.g.winner_asset
+        src = w.g.sources
         fields: dict[str, Any] = {}
         said: list[str] = []
-        if c.latitude is not None and c.longitude is not None and (
-            e.latitude is None
-            or e.longitude is None
-            or abs(e.latitude - c.latitude) > 1e-6
-            or abs(e.longitude - c.longitude) > 1e-6
+
+        # GPS, date and description are written only when the plan asks for a change: the
+        # value comes from another copy (or, in a plan edited by hand, differs from what the
+        # winner held at plan time). The winner's own values are never written back over it,
+        # and a correction made in Immich since the plan (the winner's value now differs from
+        # the plan's snapshot of it) is kept.
+        def asks(source: str | None, differs_from_snapshot: bool) -> bool:
+            return (source is not None and source != w.g.winner) or differs_from_snapshot
+
+        if (
+            c.latitude is not None
+            and c.longitude is not None
+            and asks(src.gps, _gps_differs(c.latitude, c.longitude, snap.latitude, snap.longitude))
+            and _gps_differs(e.latitude, e.longitude, c.latitude, c.longitude)
         ):
-            fields["latitude"] = c.latitude
-            fields["longitude"] = c.longitude
-            said.append(f"GPS {c.latitude:.5f}, {c.longitude:.5f}")
-        if c.date_time_original and _date_differs(c.date_time_original, e.dateTimeOriginal, e.timeZone):
-            fields["dateTimeOriginal"] = c.date_time_original
-            said.append(f"date {c.date_time_original}")
-        if c.description is not None and c.description != (e.description or ""):
-            fields["description"] = c.description
-            said.append("description")
+            if _gps_differs(e.latitude, e.longitude, snap.latitude, snap.longitude):
+                said.append("winner's GPS was edited since the plan; kept it")
+            else:
+                fields["latitude"] = c.latitude
+                fields["longitude"] = c.longitude
+                said.append(f"GPS {c.latitude:.5f}, {c.longitude:.5f}")
+        if (
+            c.date_time_original
+            and asks(src.datetime, _snapshot_date_differs(c.date_time_original, snap))
+            and _date_differs(c.date_time_original, e.dateTimeOriginal, e.timeZone)
+        ):
+            if _winner_date_edited(snap, e.dateTimeOriginal, e.timeZone):
+                said.append("winner's date was edited since the plan; kept it")
+            else:
+                fields["dateTimeOriginal"] = c.date_time_original
+                said.append(f"date {c.date_time_original}")
+        if (
+            c.description is not None
+            and asks(src.description, c.description != snap.description)
+            and c.description != (e.description or "")
+        ):
+            if (e.description or "") != snap.description:
+                said.append("winner's description was edited since the plan; kept it")
+            else:
+                fields["description"] = c.description
+                said.append("description")
         if c.is_favorite and not win.isFavorite:
             fields["isFavorite"] = True
             said.append("favorite")
@@ -1047,7 +1134,7 @@ class _Runner:
         tag_adds: dict[str, list[_Work]] = defaultdict(list)
         for w in todo:
             fields, albums, tags, said = self.changes_for(w)
-            w.outcome.changes = said
+            w.outcome.changes = [*w.outcome.changes, *said]  # after the backup's notes
             if any(k in fields for k in _SINGLE_ONLY):
                 singles.append((w, fields))
             elif fields:
@@ -1124,13 +1211,13 @@ class _Runner:
                     w.fail("cancelled before trashing; run again to resume", cancelled=True)
             return
         sendable: list[_Work] = []
-        for w in ready:
-            if not w.to_trash:
-                continue
-            if self._backups_present(w):
+        candidates = [w for w in ready if w.to_trash]
+        problems = await asyncio.gather(*(self._backups_present(w) for w in candidates))
+        for w, problem in zip(candidates, problems, strict=True):
+            if problem is None:
                 sendable.append(w)
             else:
-                w.fail("a backup file went missing before trashing; nothing trashed; run again")
+                w.fail(f"{problem}; nothing trashed; run again")
         for part in _chunks(sendable, max(1, DELETE_CHUNK // 3)):
             ids = [i for w in part for i in w.to_trash]
             groups = {w.g.duplicate_id: list(w.to_trash) for w in part}
@@ -1145,6 +1232,13 @@ class _Runner:
                     None,
                 )
             except ImmichError as e:
+                if _definite_refusal(e):
+                    # The server answered "no": nothing of this request was trashed. Journaled
+                    # so the next run re-checks these losers like any other, instead of
+                    # re-sending a DELETE it might never have received.
+                    self.journal.append("trash_failed", ids=ids, groups=groups, status=e.status)
+                    for w in part:
+                        w.st.trash_sent.difference_update(w.to_trash)
                 for w in part:
                     w.fail(f"the trash request failed ({e}); the backups are kept; run again")
                 continue
@@ -1154,17 +1248,74 @@ class _Runner:
             self.emit("trash", f"{len(ids)} assets", done=len(ids), total=len(ids),
                       data={"journaled": "trashed", "ids": ids})
 
-    def _backups_present(self, w: _Work) -> bool:
+    async def _backups_present(self, w: _Work) -> str | None:
+        """Right before the DELETE: every backup of the group re-hashed on disk, and its manifest.
+
+        Each loser's file (and its live-photo video's) must still hold the recorded size and
+        SHA-1 — another process or a person may have touched the directory since. None when
+        all is in place, else why nothing of this group may be trashed.
+        """
         if self.dry or self.store is None:
-            return True
+            return None
+        store = self.store
+        files: list[_Backed] = []
         for i in w.to_trash:
             b = w.backups.get(i)
             if b is None:
+                return f"the backup of {_asset_label(w.g, i)} is missing"
+            files.append(b)
+            vid = w.current[i].livePhotoVideoId
+            if vid and vid not in w.videos_gone:
+                vb = w.backups.get(vid)
+                if vb is None:
+                    return f"the backup of the live-photo video of {_asset_label(w.g, i)} is missing"
+                files.append(vb)
+
+        def check(b: _Backed) -> bool:
+            try:
+                p = store.resolve_file(b.file)
+            except BackupError:
                 return False
-            p = self.store.root / b.file  # made by asset_path (or verified via resolve_file)
-            if not p.is_file() or p.stat().st_size != b.size:
-                return False
-        return True
+            return verify_file(p, b.size, b.sha1)
+
+        results = await asyncio.gather(*(asyncio.to_thread(check, b) for b in files))
+        for b, ok in zip(files, results, strict=True):
+            if not ok:
+                what = _asset_label(w.g, b.video_of) if b.video_of else _asset_label(w.g, b.asset_id)
+                kind = "the live-photo video backup" if b.video_of else "the backup"
+                return f"{kind} of {what} went missing or changed on disk"
+        return await self._manifest_in_place(w)
+
+    async def _manifest_in_place(self, w: _Work) -> str | None:
+        """The group's manifest exists, loads and covers every loser about to be trashed.
+
+        A missing or incomplete one is written again from the fresh data, unless a loser of
+        this group was already trashed (its entry could not be rebuilt): then the group fails.
+        """
+        assert self.store is not None
+        store = self.store
+        mode = "force" if self.options.force else "trash"
+        gid = w.g.duplicate_id
+        try:
+            m = await asyncio.to_thread(store.read_manifest, gid)
+        except BackupError:
+            m = None
+        if m is not None and m.mode == mode:
+            have = {x.asset_id: x for x in m.losers}
+            if all(i in have for i in w.to_trash):
+                return None
+        if w.already_trashed:
+            return (
+                "the group's manifest is missing or damaged and a loser was already trashed; "
+                "nothing more trashed (its backup files are kept)"
+            )
+        try:
+            await asyncio.to_thread(store.write_manifest, self.build_manifest(w))
+        except (OSError, BackupError, ValidationError) as e:
+            return f"the group's manifest was missing and could not be written again ({e})"
+        self.emit("manifest", f"{w.name}: the manifest was missing; written again",
+                  group_id=gid, level="warning")
+        return None
 
     async def clear_and_finish(self, works: Sequence[_Work], members: Callable[[_Work], list[str]]) -> None:
         ready = [w for w in works if not w.failed]
@@ -1303,6 +1454,58 @@ class _Runner:
         await self.clear_and_finish(works, lambda w: list(w.current))
 
 
+def _definite_refusal(e: ImmichError) -> bool:
+    """The server answered the request with an error (so it did not act on it).
+
+    No answer (ConnectionFailed: reset, timeout) or a gateway timeout (504: the server behind
+    the proxy may still have acted) leaves the request "maybe sent".
+    """
+    return not isinstance(e, ConnectionFailed) and e.status is not None and e.status != 504
+
+
+def _gps_differs(
+    lat: float | None, lon: float | None, other_lat: float | None, other_lon: float | None
+) -> bool:
+    if lat is None or lon is None or other_lat is None or other_lon is None:
+        return (lat is None or lon is None) != (other_lat is None or other_lon is None)
+    return abs(lat - other_lat) > 1e-6 or abs(lon - other_lon) > 1e-6
+
+
+def _winner_date_edited(snap: PlanAsset, current: datetime | None, zone: str | None) -> bool:
+    """Whether the winner's capture time (instant or offset) differs from the plan's snapshot.
+
+    Compared the way analyze recorded it (decide.plan_asset): the instant, and the offset its
+    time zone has at that instant.
+    """
+    if current is not None and current.tzinfo is None:
+        current = current.replace(tzinfo=UTC)
+    was = snap.captured_at
+    if was is not None and was.tzinfo is None:
+        was = was.replace(tzinfo=UTC)
+    if current is None or was is None:
+        return (current is None) != (was is None)
+    if abs((current - was).total_seconds()) > 1:
+        return True
+    return offset_minutes(zone, current) != snap.utc_offset_minutes
+
+
+def _snapshot_date_differs(target: str, snap: PlanAsset) -> bool:
+    """Whether a planned date (local time with offset) differs from the winner at plan time."""
+    try:
+        want = datetime.fromisoformat(target.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    was = snap.captured_at
+    off = want.utcoffset()
+    if was is None or off is None:
+        return True
+    if was.tzinfo is None:
+        was = was.replace(tzinfo=UTC)
+    if abs((was - want).total_seconds()) > 1:
+        return True
+    return int(off.total_seconds() // 60) != snap.utc_offset_minutes
+
+
 def _date_differs(target: str, current: datetime | None, zone: str | None) -> bool:
     try:
         want = datetime.fromisoformat(target.replace("Z", "+00:00"))
@@ -1394,14 +1597,47 @@ async def execute(
         )
 
     store: BackupStore | None
-    try:
-        if options.dry_run:
-            exists = BackupStore.check_usable(options.backup_dir, header)
-            store = BackupStore.open_existing(options.backup_dir) if exists else None
-        else:
-            store = BackupStore.open_or_create(options.backup_dir, header)
-    except BackupError as e:
-        raise ExecuteRefused(str(e)) from None
+    with contextlib.ExitStack() as held:
+        try:
+            if options.dry_run:
+                exists = BackupStore.check_usable(options.backup_dir, header)
+                store = BackupStore.open_existing(options.backup_dir) if exists else None
+            else:
+                # One writer per backup directory for the whole run (execute or restore),
+                # taken before the header is written: two first runs cannot both write one.
+                if not options.backup_dir.exists():
+                    options.backup_dir.mkdir(mode=0o700, parents=True)
+                held.enter_context(lock_backup_dir(options.backup_dir))
+                store = BackupStore.open_or_create(options.backup_dir, header)
+        except BackupError as e:
+            raise ExecuteRefused(str(e)) from None
+        except OSError as e:
+            raise ExecuteRefused(
+                f"backup directory {options.backup_dir} cannot be created: {e.strerror or e}"
+            ) from None
+        return await _execute_locked(
+            client, plan, options, report, cancel, store, header, started, started_at, requests_before
+        )
+
+
+async def _execute_locked(
+    client: ImmichClient,
+    plan: Plan,
+    options: ExecuteOptions,
+    report: Reporter,
+    cancel: asyncio.Event,
+    store: BackupStore | None,
+    header: BackupHeader,
+    started: float,
+    started_at: datetime,
+    requests_before: int,
+) -> ExecuteReport:
+    """The run proper, with the backup directory locked (a dry run locks nothing)."""
+    # Checked again under the lock: another run may have started in between. The journal is
+    # read twice rather than held in memory (it has several entries per group).
+    conflict = mode_conflict(store.journal.entries(), options.force) if store is not None else None
+    if conflict:
+        raise ExecuteRefused(conflict)
     states = load_states(store.journal.entries()) if store is not None else {}
 
     runner = _Runner(client, plan, options, report, cancel, store, states)

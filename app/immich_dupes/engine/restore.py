@@ -7,7 +7,9 @@ For every loser in the backup's manifests (and its live-photo video):
 * present and not trashed → already present; nothing is sent.
 * gone (purged) → the backed-up file is checked (size and SHA-1), then
   ``POST /assets/bulk-upload-check`` by checksum: a copy a previous restore uploaded is used
-  as it is (restored from the trash if it is there), otherwise the file is uploaded with
+  as it is (restored from the trash if it is there); the same bytes under any other asset (a
+  winner, another import) are left untouched and the loser fails, for the user to check by hand
+  (an upload answered ``duplicate`` is decided the same way); otherwise the file is uploaded with
   ``x-immich-checksum`` and its original dates (videos first, so a still can be linked to its
   motion part), and the manifest's description, GPS, date with explicit offset, favorite,
   rating, visibility, albums and tags are applied where the server differs.
@@ -15,14 +17,21 @@ For every loser in the backup's manifests (and its live-photo video):
 Idempotent: a second run finds everything present and as in the backup and sends nothing that
 changes the server. ``dry_run`` reads (and asks ``bulk-upload-check``, which changes nothing)
 and says what it would do. Re-uploads are recorded as old id → new id in
-``restore-<time>.json`` in the backup directory, so a later run knows them.
+``restore-<time>.json`` in the backup directory, so a later run knows them. A record carries a
+SHA-256 of its own content (``integrity``, like the manifests) and the ids whose metadata has
+not been applied yet (``metadata_pending``): the manifest's metadata is applied to a re-uploaded
+copy only once (in the run that uploaded it, or a later one if that run did not finish), so a
+later restore never reverts the user's own edits to it. A recorded id that is a winner, a
+backed-up asset, or holds other bytes than the backup is not used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,9 +40,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from immich_dupes.analysis.geo import haversine_m
-from immich_dupes.analysis.plan import atomic_write_text
+from immich_dupes.analysis.plan import UUID_PATTERN, atomic_write_text
 from immich_dupes.analysis.timezones import local_iso_with_offset, offset_minutes
-from immich_dupes.engine.backup import BackupError, BackupStore, ManifestAsset, verify_file
+from immich_dupes.engine.backup import (
+    BackupError,
+    BackupStore,
+    ManifestAsset,
+    lock_backup_dir,
+    verify_file,
+)
 from immich_dupes.engine.events import Event, Reporter, ignore
 from immich_dupes.engine.verify import check_binding, compare_date
 from immich_dupes.immich.client import ImmichClient
@@ -43,7 +58,7 @@ from immich_dupes.immich.errors import (
     ImmichError,
     PermissionMissing,
 )
-from immich_dupes.immich.models import Asset, AssetType, BulkUploadCheckItem
+from immich_dupes.immich.models import Asset, AssetType, BulkUploadCheckItem, Visibility
 
 RESTORE_PERMISSIONS = (
     "user.read",
@@ -129,6 +144,8 @@ class _Item:
     """A re-uploaded copy: apply the manifest's metadata where the server differs."""
     restore_trash_id: str | None = None
     upload: bool = False
+    duplicate_of: str | None = None
+    """The upload was answered ``duplicate``: the server already holds these bytes as this id."""
 
     @property
     def old_id(self) -> str:
@@ -188,28 +205,81 @@ def _asset(ma: ManifestAsset, store: BackupStore) -> Asset:
 # --------------------------------------------------------------------------- re-upload records
 
 
-def read_mapping(root: Path) -> dict[str, str]:
-    """old id → new id from every earlier ``restore-*.json`` (later runs win)."""
-    mapping: dict[str, str] = {}
+_UUID = re.compile(UUID_PATTERN)
+
+
+@dataclass
+class RestoreRecords:
+    """What earlier restores recorded (later runs win)."""
+
+    mapping: dict[str, str] = field(default_factory=dict)
+    """old id → the id of the copy a restore re-uploaded."""
+    pending: set[str] = field(default_factory=set)
+    """Old ids whose re-uploaded copy has not had the manifest's metadata applied yet."""
+
+
+def _record_sha256(body: dict[str, Any]) -> str:
+    rest = {k: v for k, v in body.items() if k != "integrity"}
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_records(root: Path) -> RestoreRecords:
+    """Every earlier ``restore-*.json``, each checked against its integrity SHA-256.
+
+    Raises BackupError for a record that cannot be read, is edited or damaged: restore does
+    not guess which assets a damaged record may point at.
+    """
+    out = RestoreRecords()
     for p in sorted(root.glob(f"{RESTORE_PREFIX}*.json")):
+        damaged = BackupError(
+            f"the restore record {p} is edited or damaged (its integrity SHA-256 does not match"
+            " its content); restore does not use it. Move it out of the backup directory and run"
+            " restore again: the copies it recorded are then found on the server by checksum"
+        )
         try:
             data = json.loads(p.read_bytes())
-        except (OSError, ValueError):
-            continue
-        m = data.get("mapping") if isinstance(data, dict) else None
-        if isinstance(m, dict):
-            mapping.update({str(k): str(v) for k, v in m.items() if isinstance(v, str)})
-    return mapping
+        except OSError as e:
+            raise BackupError(f"the restore record {p} cannot be read ({e.strerror or e})") from None
+        except ValueError:
+            raise damaged from None
+        if not isinstance(data, dict) or data.get("integrity") != _record_sha256(data):
+            raise damaged
+        mapping = data.get("mapping")
+        pending = data.get("metadata_pending")
+        if not (
+            isinstance(mapping, dict)
+            and isinstance(pending, list)
+            and all(isinstance(k, str) and isinstance(v, str) and _UUID.fullmatch(k) and _UUID.fullmatch(v)
+                    for k, v in mapping.items())
+            and all(isinstance(x, str) for x in pending)
+        ):
+            raise damaged
+        waiting = set(pending)
+        for old, new in mapping.items():
+            out.mapping[old] = new
+            if old in waiting:
+                out.pending.add(old)
+            else:
+                out.pending.discard(old)
+    return out
 
 
-def _write_record(root: Path, mapping: dict[str, str], rep: RestoreReport) -> Path:
+def read_mapping(root: Path) -> dict[str, str]:
+    """old id → new id from every earlier ``restore-*.json`` (later runs win; BackupError if damaged)."""
+    return read_records(root).mapping
+
+
+def _write_record(root: Path, mapping: dict[str, str], pending: set[str], rep: RestoreReport) -> Path:
     when = datetime.now(UTC)
     p = root / f"{RESTORE_PREFIX}{when.strftime('%Y%m%dT%H%M%S.%fZ')}.json"
-    body = {
+    body: dict[str, Any] = {
         "created_at": when.isoformat().replace("+00:00", "Z"),
         "mapping": mapping,
+        "metadata_pending": sorted(pending & mapping.keys()),
         **rep.to_json(),
     }
+    body["integrity"] = _record_sha256(body)
     atomic_write_text(p, json.dumps(body, indent=1, ensure_ascii=False))
     return p
 
@@ -282,7 +352,11 @@ def _metadata_changes(
     have_rating = he.rating if he.rating not in (0,) else None
     if want_rating is not None and want_rating != have_rating:
         ch.fields["rating"] = want_rating
-    if want.visibility.value in ("timeline", "archive", "hidden") and want.visibility != have.visibility:
+    if (
+        want.visibility.value in ("timeline", "archive", "hidden")
+        and want.visibility != have.visibility
+        and have.visibility is not Visibility.LOCKED  # the user moved it to the Locked folder
+    ):
         ch.fields["visibility"] = want.visibility.value
     if video_id is not None and have.livePhotoVideoId != video_id:
         ch.fields["livePhotoVideoId"] = video_id
@@ -303,16 +377,27 @@ def _distance(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 class _Run:
     def __init__(
-        self, client: ImmichClient, store: BackupStore, report: Reporter, dry_run: bool
+        self,
+        client: ImmichClient,
+        store: BackupStore,
+        report: Reporter,
+        dry_run: bool,
+        records: RestoreRecords,
+        winners: set[str],
+        backed_up: set[str],
     ) -> None:
         self.client = client
         self.store = store
         self.report = report
         self.dry_run = dry_run
-        self.mapping = read_mapping(store.root)
-        self.new_mapping: dict[str, str] = {}
-        self.winners: set[str] = set()
+        self.winners = winners
         """Winners of the backed-up groups: never treated as a loser's restored copy."""
+        # A recorded copy is never a winner or another backed-up asset.
+        self.mapping = {
+            k: v for k, v in records.mapping.items() if v not in winners and v not in backed_up
+        }
+        self.pending = records.pending & self.mapping.keys()
+        self.new_mapping: dict[str, str] = {}
         self.done = 0
         self.total = 0
 
@@ -341,8 +426,17 @@ class _Run:
 
         async def locate(it: _Item) -> None:
             mapped = self.mapping.get(it.old_id)
+            got: Asset | None | ImmichError = None
+            if mapped is not None:
+                got = await self._read(mapped)
+                if isinstance(got, Asset) and got.checksum != it.ma.sha1_b64:
+                    # Not the bytes of the backup: not our copy, whatever the record says.
+                    self.mapping.pop(it.old_id, None)
+                    self.pending.discard(it.old_id)
+                    mapped = None
+            if mapped is None:
+                got = await self._read(it.old_id)
             it.current_id = mapped or it.old_id
-            got = await self._read(it.current_id)
             if isinstance(got, ImmichError):
                 it.fail(f"could not be read: {got}")
                 return
@@ -350,8 +444,8 @@ class _Run:
             if got is None:
                 it.current_id = None
                 return
-            if mapped is not None:
-                it.ensure_metadata = True
+            if mapped is not None and it.old_id in self.pending:
+                it.ensure_metadata = True  # the run that uploaded it did not apply it
             if got.isTrashed:
                 it.kind = "from_trash"
                 it.restore_trash_id = got.id
@@ -419,20 +513,26 @@ class _Run:
     async def _same_bytes(self, matches: Sequence[tuple[_Item, str, bool]]) -> None:
         """The server already holds these bytes as another asset: ours from an earlier run, or not?
 
-        A copy an earlier restore uploaded (recorded, or: same file name, uploaded after the
-        backup was made, not a winner) is used as the loser's new self. Anything else (the
-        winner, or another asset with identical bytes) is left exactly as it is: the photo is
-        on the server, and its metadata is not ours to overwrite.
+        A copy an earlier restore uploaded (recorded for this asset, or: same file name, uploaded
+        after the backup was made, not a winner) is used as the loser's new self (restored from
+        the trash if it is there). Anything else (the winner, another asset with identical bytes)
+        is left exactly as it is and the loser fails: the photo is on the server, but the loser's
+        own metadata is not ours to write onto another asset.
         """
-        ours = set(self.mapping.values())
-        unknown = [m for m in matches if m[1] not in ours]
+        unknown = [m for m in matches if m[1] != self.mapping.get(m[0].old_id)]
         reads = await asyncio.gather(*(self._read(aid) for _, aid, _ in unknown))
         found = {m[1]: got for m, got in zip(unknown, reads, strict=True)}
+        others = set(self.mapping.values())
         for it, aid, trashed in matches:
             got = found.get(aid)
-            if aid in ours or (isinstance(got, Asset) and self._looks_like_ours(it, got)):
+            recorded = aid == self.mapping.get(it.old_id)
+            if recorded or (
+                aid not in others and isinstance(got, Asset) and self._looks_like_ours(it, got)
+            ):
                 it.current_id = aid
-                it.ensure_metadata = True
+                # Recorded: metadata only if that run did not apply it. Unrecorded (the run that
+                # uploaded it stopped before writing its record): apply it, once.
+                it.ensure_metadata = it.old_id in self.pending if recorded else True
                 it.kind = "from_trash" if trashed else "already_present"
                 it.restore_trash_id = aid if trashed else None
             elif isinstance(got, ImmichError):
@@ -444,20 +544,20 @@ class _Run:
                     " upload: restore that one from the trash in Immich if it is the same photo"
                 )
             else:
-                it.kind = "already_present"
-                it.current_id = None
-                it.extra.append(
-                    f"the same bytes are on the server as {aid}"
-                    f" ({got.originalFileName if got else 'another asset'}); left as it is"
+                it.fail(
+                    f"purged; the same photo exists as {aid}"
+                    f" ({got.originalFileName if got else 'another asset'}); the loser's own metadata"
+                    " (albums, tags, description, favorite, ...) was not re-applied to it"
+                    " — check it by hand"
                 )
 
     def _looks_like_ours(self, it: _Item, got: Asset) -> bool:
-        if got.id in self.winners or got.originalFileName != it.name:
+        if got.id in self.winners or got.originalFileName != it.name or got.createdAt is None:
             return False
         made = self.store.header.created_at
         if made.tzinfo is None:
             made = made.replace(tzinfo=UTC)
-        return got.createdAt is None or got.createdAt >= made
+        return got.createdAt >= made
 
     # ------------------------------------------------------------------ changing
 
@@ -515,7 +615,31 @@ class _Run:
             self.report(Event("upload", "", done=sent, total=total, bytes_done=sent_bytes, bytes_total=size))
 
         await asyncio.gather(*(one(it) for it in videos))
+        await self._answered_duplicate(videos)  # before the stills: they link to these ids
         await asyncio.gather(*(one(it) for it in stills))
+        await self._answered_duplicate(stills)
+
+    async def _answered_duplicate(self, items: Sequence[_Item]) -> None:
+        """Uploads the server answered ``duplicate``: it already holds these bytes (in the trash,
+        or as another asset). Decided like the checksum check's matches, never taken as a
+        re-upload: the answered id may be a trashed copy, a winner, or not ours at all."""
+        dups = [it for it in items if it.kind == "reupload" and it.duplicate_of is not None]
+        if not dups:
+            return
+        reads = await asyncio.gather(*(self._read(it.duplicate_of or "") for it in dups))
+        matches: list[tuple[_Item, str, bool]] = []
+        for it, got in zip(dups, reads, strict=True):
+            aid = it.duplicate_of or ""
+            it.upload = False
+            it.current_id = None
+            if isinstance(got, ImmichError):
+                it.fail(f"purged; the server holds the same bytes as {aid}, which could not be read: {got}")
+            elif got is None:
+                it.fail(f"the server answered that it already holds these bytes as {aid}, which cannot be found")
+            else:
+                matches.append((it, aid, got.isTrashed))
+        await self._same_bytes(matches)
+        await self.restore_trash([it for it, _, _ in matches])
 
     def _relink(self, it: _Item) -> bool:
         """A still back under its own id whose motion part came back under a new id."""
@@ -553,11 +677,12 @@ class _Run:
         except (ImmichError, BackupError, OSError) as e:
             it.fail(f"re-upload failed: {e}")
             return
+        if res.status == "duplicate":
+            it.duplicate_of = res.id  # decided by _answered_duplicate
+            return
         it.current_id = res.id
         self.new_mapping[it.old_id] = res.id
         it.history = f"re-uploaded from the backup as {res.id}"
-        if res.status == "duplicate":
-            it.extra.append("the server already had these bytes")
 
     async def apply_metadata(self, items: Sequence[_Item]) -> None:
         """For re-uploaded copies: bring the server in line with the manifest, sending only differences."""
@@ -698,7 +823,11 @@ def open_backup(backup_dir: Path) -> tuple[BackupStore, int]:
     Reads only the disk: a command calls this before it contacts the server.
     """
     store = BackupStore.open_existing(Path(backup_dir))
-    return store, len(_items(store))
+    count = len(_items(store))
+    read_records(store.root)
+    with lock_backup_dir(store.root):  # refuse now if an execute or restore is using it
+        pass
+    return store, count
 
 
 async def restore(
@@ -709,17 +838,30 @@ async def restore(
 ) -> RestoreReport:
     """Bring every backed-up loser back (see the module docstring). Idempotent.
 
-    Raises BackupError (a ValueError) for a missing, foreign, invalid or edited backup and
-    WrongServer (a ValueError) for a backup of another server or user, before changing anything.
+    Raises BackupError (a ValueError) for a missing, foreign, invalid or edited backup or
+    restore record, BackupLocked (a BackupError) when another execute or restore is using the
+    directory, and WrongServer (a ValueError) for a backup of another server or user, before
+    changing anything. The directory's lock is held for the whole run.
     """
     store = BackupStore.open_existing(Path(backup_dir))
-    items = _items(store)  # every manifest is checked before the server is contacted
+    with lock_backup_dir(store.root):
+        return await _restore_locked(client, store, report, dry_run)
+
+
+async def _restore_locked(
+    client: ImmichClient, store: BackupStore, report: Reporter, dry_run: bool
+) -> RestoreReport:
+    items = _items(store)  # every manifest and record is checked before the server is contacted
+    records = read_records(store.root)
     await check_binding(
         client, store.header.server_url, store.header.user_id, f"the backup in {store.root}"
     )
-    run = _Run(client, store, report, dry_run)
+    run = _Run(
+        client, store, report, dry_run, records,
+        winners={m.winner_id for m in store.manifests()},
+        backed_up={it.old_id for it in items},
+    )
     run.total = len(items)
-    run.winners = {m.winner_id for m in store.manifests()}
     out = RestoreReport(dry_run=dry_run)
     report(Event("restore", f"{len(items)} assets in the backup", done=0, total=len(items)))
 
@@ -733,10 +875,14 @@ async def restore(
         out.actions = [run.action(it) for it in items]
         if not dry_run:
             mapping = {**run.mapping, **run.new_mapping}
+            pending = set(run.pending)
             for it in items:
                 if it.current_id and it.current_id != it.old_id and it.kind != "failed":
                     mapping[it.old_id] = it.current_id
-            out.record_file = _write_record(store.root, mapping, out)
+                if it.ensure_metadata:
+                    # Applied in full, or still to be applied by a later run.
+                    (pending.add if it.kind == "failed" else pending.discard)(it.old_id)
+            out.record_file = _write_record(store.root, mapping, pending, out)
 
     for a in out.actions:
         if a.action == "failed":
@@ -759,8 +905,10 @@ __all__ = [
     "RESTORE_PERMISSIONS",
     "RestoreAction",
     "RestoreReport",
+    "RestoreRecords",
     "open_backup",
     "read_mapping",
+    "read_records",
     "restore",
     "wanted_date",
 ]
