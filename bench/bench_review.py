@@ -1,6 +1,7 @@
 """Benchmark of the review app with a plan of 10,000 groups (headless, halfcell pictures).
 
     /work/venv/bin/python bench/bench_review.py [--groups N] [--switches N] [--from-fake]
+                                                [--pictures gradient|photo]
 
 Measures, in a fresh process that only loads the plan and runs the app:
   * start → first usable frame: plan read + validated, app built, list filled, first group
@@ -11,6 +12,9 @@ Measures, in a fresh process that only loads the plan and runs the app:
     only the last one is drawn;
   * a few other interactions through Pilot (filter change, accept, save of the whole plan);
   * peak memory (max RSS of the measuring process).
+Pictures: ``gradient`` (default; smooth, few colours) or ``photo`` (gradients plus coarse
+noise: hundreds of distinct colours per thumbnail, like a photo; the worst case for the
+halfcell drawing and the colours it shares between pictures).
 Goals (issue 4): first frame ≤ 1.5 s, switch p95 < 50 ms, memory < 300 MB. Prints figures,
 asserts nothing: timings depend on the machine.
 """
@@ -30,6 +34,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 T_START = time.perf_counter()
 
@@ -84,8 +89,19 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-async def measure(path: Path, switches: int, cache_dir: Path) -> dict[str, float]:
+def make_picture(seed: int, kind: str) -> Any:
+    """A thumbnail-sized picture (see the module docstring for the kinds)."""
     from PIL import Image as PILImage
+
+    grad = PILImage.linear_gradient("L").resize((250, 188))
+    img = PILImage.merge("RGB", (grad, grad.rotate(90 + seed % 180), grad.transpose(PILImage.Transpose.FLIP_LEFT_RIGHT)))
+    if kind == "photo":
+        noise = [PILImage.effect_noise((40, 30), 70).resize((250, 188)) for _ in range(3)]
+        img = PILImage.blend(img, PILImage.merge("RGB", noise), 0.35)
+    return img
+
+
+async def measure(path: Path, switches: int, cache_dir: Path, pictures: str = "gradient") -> dict[str, float]:
     from textual import events
 
     from immich_dupes.tui.app import make_app
@@ -99,17 +115,13 @@ async def measure(path: Path, switches: int, cache_dir: Path) -> dict[str, float
     state = app.state
     state.filter = state.filter.__class__("all")  # every group, so there is always a next one
     # thumbnails cached: like the prefetcher, put the next groups' pictures in memory ahead
-    # of time (outside the timed part); photo-like pictures, not flat colours, which the
-    # halfcell renderer would merge into a few segments
-    def picture(seed: int) -> PILImage.Image:
-        grad = PILImage.linear_gradient("L").resize((250, 188))
-        return PILImage.merge("RGB", (grad, grad.rotate(90 + seed % 180), grad.transpose(PILImage.Transpose.FLIP_LEFT_RIGHT)))
-
+    # of time (outside the timed part); pictures, not flat colours, which the halfcell
+    # renderer would merge into a few segments
     def prefetch(position: int) -> None:
         for p in range(position, min(position + 3, len(state.order))):
             for i, a in enumerate(state.group_at(p).assets):
                 if app.pictures.cached(a, "thumbnail") is None:
-                    app.pictures.cache.put(a, "thumbnail", picture(p * 3 + i))
+                    app.pictures.cache.put(a, "thumbnail", make_picture(p * 3 + i, pictures))
 
     prefetch(0)
 
@@ -233,6 +245,7 @@ def main() -> int:
     ap.add_argument("--groups", type=int, default=10_000)
     ap.add_argument("--switches", type=int, default=200)
     ap.add_argument("--from-fake", action="store_true", help="analyze FakeImmich('synthetic:N')")
+    ap.add_argument("--pictures", choices=("gradient", "photo"), default="gradient")
     ap.add_argument("--plan", type=Path, help="use (or create) this plan file")
     ap.add_argument("--make-plan", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -250,9 +263,10 @@ def main() -> int:
         print(f"built a plan of {args.groups} groups in {time.perf_counter() - t:.1f} s "
               f"({plan.stat().st_size / 1e6:.1f} MB) in a child process", file=sys.stderr)
         # measure in a fresh process, so nothing of the build is in memory or warm
-        cmd = [sys.executable, __file__, "--plan", str(plan), "--switches", str(args.switches)]
+        cmd = [sys.executable, __file__, "--plan", str(plan), "--switches", str(args.switches),
+               "--pictures", args.pictures]
         return subprocess.run(cmd, check=False).returncode
-    figures = asyncio.run(measure(plan, args.switches, work / "cache"))
+    figures = asyncio.run(measure(plan, args.switches, work / "cache", args.pictures))
     goals = {"first_frame_s": 1.5, "switch_p95_ms": 50.0, "peak_rss_mb": 300.0}
     for key, value in figures.items():
         goal = goals.get(key)

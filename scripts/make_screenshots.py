@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import html
+import re
 import shutil
 import sys
 import tempfile
@@ -18,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
 from textual.pilot import Pilot
 
 from immich_dupes.analysis.plan import save_plan
@@ -38,12 +41,40 @@ SHOTS = {
 }
 
 
+SVG_CELL = 12.2
+"""Cell width in Rich's SVG export (font size 20 × 0.61)."""
+
+_TEXT = re.compile(r'<text ([^>]*?)x="([0-9.]+)"([^>]*?) textLength="[0-9.]+"([^>]*)>([^<]*)</text>')
+
+
+def _split_runs(match: re.Match[str]) -> str:
+    """One <text> per word, each placed at its own cell.
+
+    Rich's SVG relies on ``textLength`` to keep a run of text on the cell grid; CairoSVG
+    ignores it and advances by the font's own (pixel-rounded) width, so a long run drifts by
+    about a cell per 60 and table columns come out crooked. Placing every word at its cell
+    keeps the columns straight whatever the font.
+    """
+    before, x, middle, after, body = match.groups()
+    text = html.unescape(body)
+    out: list[str] = []
+    column = 0
+    for word in re.split(r"([^\s\u00a0]+)", text):
+        width = cell_len(word)
+        if word and not word.isspace() and word.replace("\u00a0", ""):
+            out.append(f'<text {before}x="{float(x) + column * SVG_CELL:.1f}"{middle}{after}>'
+                       f"{html.escape(word, quote=False)}</text>")
+        column += width
+    return "".join(out)
+
+
 def to_png(svg: Path, png: Path) -> None:
     import cairosvg  # type: ignore[import-untyped]
 
     text = svg.read_text(encoding="utf-8").replace(
         "font-family: Fira Code, monospace", "font-family: DejaVu Sans Mono, Menlo, monospace"
     )
+    text = _TEXT.sub(_split_runs, text)
     cairosvg.svg2png(bytestring=text.encode("utf-8"), write_to=str(png))
 
 

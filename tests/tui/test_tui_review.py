@@ -281,6 +281,15 @@ async def test_external_copies_need_confirmation(plan_file: PlanFile, tmp_path: 
         assert not app.state.plan.groups[0].allow_external_delete
         await pilot.press("X")
         await pilot.pause()
+        confirm = app.screen
+        assert isinstance(confirm, ConfirmScreen)
+        assert confirm.focused is confirm.query_one("#cancel")
+        await pilot.press("enter")  # Enter answers Cancel
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        assert not app.state.plan.groups[0].allow_external_delete
+        await pilot.press("X")
+        await pilot.pause()
         await pilot.press("y")
         await pilot.pause()
         assert app.state.plan.groups[0].allow_external_delete

@@ -15,7 +15,7 @@ from immich_dupes.engine.analyze import analyze
 from immich_dupes.fake import FakeImmich
 from immich_dupes.immich.client import ImmichClient
 from immich_dupes.tui.app import ReviewApp, make_app
-from immich_dupes.tui.screens.confirm import ExecuteConfirmScreen
+from immich_dupes.tui.screens.confirm import ConfirmScreen, ExecuteConfirmScreen
 from immich_dupes.tui.screens.main import MainScreen
 from immich_dupes.tui.screens.preview import PreviewScreen
 from immich_dupes.tui.screens.run import RunScreen
@@ -191,6 +191,60 @@ async def test_execute_verify_restore_from_the_app(sample: Setup, settle: Settle
         for aid in losers:
             assert not fake.asset(aid)["isTrashed"]
         await pilot.press("escape", "q")
+
+
+def changes_sent(fake: FakeImmich) -> list[str]:
+    """Requests that change something on the server (the review itself only reads)."""
+    return [f"{r.method} {r.path}" for r in fake.request_log if r.method in {"POST", "PUT", "DELETE", "PATCH"}]
+
+
+async def test_enter_on_a_confirmation_never_says_yes(sample: Setup, settle: Settle) -> None:
+    """Execute (trash and permanent) and restore: the focus starts on Cancel, Enter cancels,
+    nothing is sent; only y executes (checked last, so the test sees an execute when there is one)."""
+    fake = sample.fake
+    losers = [i for g in sample.plan.groups if not g.needs_review for i in g.losers]
+    assert losers
+    app = sample.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("A")
+        before = changes_sent(fake)
+        for keys in (["E"], ["E", "f"]):  # to the trash, then permanent delete
+            await pilot.press(*keys)
+            await pilot.pause()
+            confirm = app.screen
+            assert isinstance(confirm, ExecuteConfirmScreen)
+            assert confirm.force == (keys == ["E", "f"])
+            assert confirm.focused is confirm.query_one("#cancel")
+            await pilot.press("enter")
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, MainScreen)
+            assert not any(isinstance(s, RunScreen) for s in app.screen_stack)
+        assert changes_sent(fake) == before
+        assert not (sample.tmp / "backup" / "journal.jsonl").exists()
+        assert not any(fake.asset(aid)["isTrashed"] for aid in losers)
+
+        await pilot.press("E")
+        await pilot.pause()
+        await pilot.press("y")
+        run = await wait_run(pilot)
+        assert run.error is None
+        assert all(fake.asset(aid)["isTrashed"] for aid in losers)
+        await pilot.press("escape")
+        await pilot.pause()
+
+        await pilot.press("R")
+        await pilot.pause()
+        confirm = app.screen
+        assert isinstance(confirm, ConfirmScreen)
+        assert confirm.focused is confirm.query_one("#cancel")
+        before = changes_sent(fake)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, MainScreen)
+        assert changes_sent(fake) == before
+        assert all(fake.asset(aid)["isTrashed"] for aid in losers)
+        await pilot.press("q")
 
 
 async def test_execute_refused_says_why_and_sends_nothing(sample: Setup, settle: Settle) -> None:

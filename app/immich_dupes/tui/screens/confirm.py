@@ -1,4 +1,9 @@
-"""Confirmations: every destructive action passes through a ModalScreen[bool]."""
+"""Confirmations: every destructive or server-changing action passes through a ModalScreen[bool].
+
+Only ``y`` or a click on (or Enter on a deliberately focused) confirm button says yes. The
+focus starts on Cancel, so an Enter pressed out of habit, or one left over from the backup
+directory prompt just before, cancels.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,10 @@ from textual.widgets import Button, Input, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """A question with a body; Enter/y confirms, Escape/n cancels. Cancel has the focus."""
+    """A question with a body; ``y`` confirms; Escape, ``n`` and Enter (on the focused Cancel
+    button) cancel."""
+
+    AUTO_FOCUS = "#cancel"
 
     BINDINGS = [
         Binding("escape,n", "cancel", "Cancel", id="confirm.cancel"),

@@ -76,6 +76,8 @@ class AssetCard(Vertical):
             self._picture = image_cls(classes="pic")
             self._picture.display = False
         self._has_image = False
+        self._title = ""
+        self._subtitle = ""
 
     def compose(self) -> ComposeResult:
         with Center(classes="pic-box"):
@@ -88,8 +90,13 @@ class AssetCard(Vertical):
         changed = asset.id != self.asset_id
         self.asset_id = asset.id
         label, role = card_role(g, asset)
-        self.border_title = f"#{self.position + 1} {label}"
-        self.border_subtitle = "◆ focused" if focused else ""
+        title = f"#{self.position + 1} {label}"
+        subtitle = "◆ focused" if focused else ""
+        # setting a border title repaints the whole card, even to the same text
+        if title != self._title:
+            self.border_title = self._title = title
+        if subtitle != self._subtitle:
+            self.border_subtitle = self._subtitle = subtitle
         self.set_class(role == "keep", "keep")
         self.set_class(role == "trash", "trash")
         self.set_class(role == "skip", "skipped")
@@ -116,6 +123,12 @@ class AssetCard(Vertical):
         self._has_image = False
         note_widget.update(note, layout=False)
         note_widget.display = True
+
+    def warm(self, image: PILImage.Image) -> None:
+        """Prepare ``image`` to be shown here next (when the picture widget can: halfcell)."""
+        warm = getattr(self._picture, "warm", None)
+        if warm is not None and self.display:
+            warm(image)
 
     @property
     def has_picture(self) -> bool:

@@ -1,14 +1,20 @@
 """The metadata diff: one row per field, one column per asset, and what the keeper ends up with.
 
 Values that differ between copies are highlighted, a blocking conflict more strongly; the
-asset that supplies a consolidated value carries a ◆ marker, and the last column says the
+asset that supplies a consolidated value carries a ◆ marker, and the last columns say the
 resulting value and the rule (``keeper``, ``from #2``, ``highest``, ``union``, ``read-only``).
+
+Drawn as lines of fixed-width cells in one Static: the table is rebuilt for every group and
+only shown, and a DataTable (cells, cursor, scrolling, measuring) costs ~3x as much to draw.
 """
 
 from __future__ import annotations
 
-from rich.text import Text
-from textual.widgets import DataTable
+from rich.cells import cell_len, set_cell_size
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.style import Style
+from textual.widgets import Static
 
 from immich_dupes.analysis.plan import GroupPlan
 from immich_dupes.tui import format as F
@@ -17,60 +23,108 @@ FIELD_WIDTH = 11
 RESULT_WIDTH = 26
 RULE_WIDTH = 10
 MIN_ASSET_WIDTH = 18
+SOURCE_MARK = "◆ "
+
+Piece = tuple[str, str | Style]
 
 
-class DiffTable(DataTable[Text]):
-    """Rebuilt for every group (a few dozen cells: cheaper than diffing)."""
+def fit(text: str, width: int) -> str:
+    """``text`` in exactly ``width`` cells: cut with an ellipsis, or padded with spaces."""
+    if cell_len(text) <= width:
+        return set_cell_size(text, width)
+    return set_cell_size(text, width - 1) + "…"
+
+
+def cell(pieces: list[Piece], width: int) -> list[Piece]:
+    """A cell of ``width`` cells plus one space either side; the pieces are cut to fit."""
+    out: list[Piece] = [(" ", "")]
+    left = width
+    for text, style in pieces:
+        if left <= 0:
+            break
+        if cell_len(text) > left:
+            text = fit(text, left)
+        out.append((text, style))
+        left -= cell_len(text)
+    out.append((" " * (left + 1), ""))
+    return out
+
+
+class DiffBox(VerticalScroll, can_focus=False):
+    """Scrolls the diff with the mouse when the terminal is too small for all of it."""
+
+
+class DiffTable(Static):
+    """The diff of the shown group (not focusable: the keys act on the group and the ◆ asset)."""
+
+    COMPONENT_CLASSES = {"diff--header", "diff--even-row"}
+
+    DEFAULT_CSS = """
+    DiffTable {
+        background: $surface;
+        color: $foreground;
+        text-wrap: nowrap;
+        text-overflow: clip;
+        & > .diff--header {
+            text-style: bold;
+            background: $panel;
+            color: $foreground;
+        }
+        & > .diff--even-row {
+            background: $surface-lighten-1 50%;
+        }
+        &:dark > .diff--even-row {
+            background: $surface-darken-1 40%;
+        }
+    }
+    """
 
     def __init__(self, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="none", zebra_stripes=True, show_cursor=False)
+        super().__init__("", id=id)
         self.can_focus = False
         self.rows_shown: list[F.DiffRow] = []
 
-    def _colors(self) -> dict[str, str]:
-        v = self.app.theme_variables
-        return {
-            "differs": v.get("warning", "yellow"),
-            "conflict": v.get("error", "red"),
-            "source": v.get("success", "green"),
-            "muted": v.get("text-muted", "grey50"),
-            "accent": v.get("accent", "cyan"),
-        }
+    @property
+    def row_count(self) -> int:
+        """Fields shown (the header not counted)."""
+        return len(self.rows_shown)
 
     def show(self, g: GroupPlan, focused: int) -> None:
-        colors = self._colors()
         rows = F.diff_rows(g)
         self.rows_shown = rows
         n = len(g.assets)
         # the assets and the result share what is left after the field and rule columns
-        avail = max(self.size.width, 100) - FIELD_WIDTH - RULE_WIDTH - 2 * (n + 3) - 2
+        box = self.parent.size.width if isinstance(self.parent, DiffBox) else 0
+        avail = max(box or self.size.width, 100) - FIELD_WIDTH - RULE_WIDTH - 2 * (n + 3) - 2
         share = avail // (n + 1)
         result_width = max(RESULT_WIDTH, min(share, 44))
         asset_width = max(MIN_ASSET_WIDTH, (avail - result_width) // n)
-        self.clear(columns=True)
-        self.add_column(Text("field", style="bold"), width=FIELD_WIDTH, key="field")
+
+        head: list[Piece] = cell([("field", "")], FIELD_WIDTH)
         for i, a in enumerate(g.assets):
             role = "KEEP" if a.id in g.keep else "TRASH"
-            head = Text(f"#{i + 1} {role} ", style="bold")
-            head.append(F.short(a.file_name, asset_width - len(head)), style="bold" if i == focused else "")
-            if i == focused:
-                head.stylize(f"underline {colors['accent']}")
-            self.add_column(head, width=asset_width, key=a.id)
-        self.add_column(Text("→ keeper gets", style="bold"), width=result_width, key="result")
-        self.add_column(Text("how", style="bold"), width=RULE_WIDTH, key="rule")
-        for row in rows:
-            cells: list[Text] = [Text(row.label, style="bold" if row.conflict else "")]
+            name = F.short(a.file_name, 200)
+            head += cell([(f"#{i + 1} {role} {name}", "underline $accent" if i == focused else "")], asset_width)
+        head += cell([("→ keeper gets", "")], result_width)
+        head += cell([("how", "")], RULE_WIDTH)
+        lines = [Content.assemble(*head).stylize_before(self.get_visual_style("diff--header", partial=True))]
+
+        even = self.get_visual_style("diff--even-row", partial=True)
+        for r, row in enumerate(rows):
+            pieces = cell([(row.label, "bold" if row.conflict else "")], FIELD_WIDTH)
             for i, value in enumerate(row.values):
                 style = ""
                 if row.conflict and value != F.NONE:
-                    style = f"bold {colors['conflict']}"
+                    style = "bold $error"
                 elif row.differs:
-                    style = colors["differs"]
-                cell = Text()
+                    style = "$warning"
+                parts: list[Piece] = []
                 if row.source == i and value != F.NONE:
-                    cell.append("◆ ", style=f"bold {colors['source']}")
-                cell.append(F.short(value, 200), style=style)
-                cells.append(cell)
-            cells.append(Text(F.short(row.result, 200)))
-            cells.append(Text(row.rule, style=colors["muted"]))
-            self.add_row(*cells, key=row.key)
+                    parts.append((SOURCE_MARK, "bold $success"))
+                parts.append((F.short(value, 200), style))
+                pieces += cell(parts, asset_width)
+            pieces += cell([(F.short(row.result, 200), "")], result_width)
+            pieces += cell([(row.rule, "$text-muted")], RULE_WIDTH)
+            line = Content.assemble(*pieces)
+            lines.append(line.stylize_before(even) if r % 2 == 0 else line)
+        self.update(Content("\n").join(lines), layout=False)  # its size comes from the stylesheet
