@@ -252,21 +252,22 @@ def main() -> int:
     if args.make_plan:
         make_plan(args.make_plan, args.groups, args.from_fake)
         return 0
-    work = Path(tempfile.mkdtemp(prefix="bench-review-"))
-    plan = args.plan or work / "plan.json"
-    if not plan.exists():
-        t = time.perf_counter()
-        cmd = [sys.executable, __file__, "--make-plan", str(plan), "--groups", str(args.groups)]
-        if args.from_fake:
-            cmd.append("--from-fake")
-        subprocess.run(cmd, check=True)
-        print(f"built a plan of {args.groups} groups in {time.perf_counter() - t:.1f} s "
-              f"({plan.stat().st_size / 1e6:.1f} MB) in a child process", file=sys.stderr)
-        # measure in a fresh process, so nothing of the build is in memory or warm
-        cmd = [sys.executable, __file__, "--plan", str(plan), "--switches", str(args.switches),
-               "--pictures", args.pictures]
-        return subprocess.run(cmd, check=False).returncode
-    figures = asyncio.run(measure(plan, args.switches, work / "cache", args.pictures))
+    with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:
+        work = Path(tmp)
+        plan = args.plan or work / "plan.json"
+        if not plan.exists():
+            t = time.perf_counter()
+            cmd = [sys.executable, __file__, "--make-plan", str(plan), "--groups", str(args.groups)]
+            if args.from_fake:
+                cmd.append("--from-fake")
+            subprocess.run(cmd, check=True)
+            print(f"built a plan of {args.groups} groups in {time.perf_counter() - t:.1f} s "
+                  f"({plan.stat().st_size / 1e6:.1f} MB) in a child process", file=sys.stderr)
+            # measure in a fresh process, so nothing of the build is in memory or warm
+            cmd = [sys.executable, __file__, "--plan", str(plan), "--switches", str(args.switches),
+                   "--pictures", args.pictures]
+            return subprocess.run(cmd, check=False).returncode
+        figures = asyncio.run(measure(plan, args.switches, work / "cache", args.pictures))
     goals = {"first_frame_s": 1.5, "switch_p95_ms": 50.0, "peak_rss_mb": 300.0}
     for key, value in figures.items():
         goal = goals.get(key)

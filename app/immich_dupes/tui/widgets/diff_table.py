@@ -11,7 +11,7 @@ only shown, and a DataTable (cells, cursor, scrolling, measuring) costs ~3x as m
 from __future__ import annotations
 
 from rich.cells import cell_len, set_cell_size
-from textual.containers import VerticalScroll
+from textual.containers import ScrollableContainer
 from textual.content import Content
 from textual.style import Style
 from textual.widgets import Static
@@ -50,8 +50,8 @@ def cell(pieces: list[Piece], width: int) -> list[Piece]:
     return out
 
 
-class DiffBox(VerticalScroll, can_focus=False):
-    """Scrolls the diff with the mouse when the terminal is too small for all of it."""
+class DiffBox(ScrollableContainer, can_focus=False):
+    """Scrolls the diff (with the mouse) when the terminal is too small for all of it."""
 
 
 class DiffTable(Static):
@@ -61,6 +61,9 @@ class DiffTable(Static):
 
     DEFAULT_CSS = """
     DiffTable {
+        width: auto;
+        min-width: 100%;
+        height: auto;
         background: $surface;
         color: $foreground;
         text-wrap: nowrap;
@@ -83,6 +86,7 @@ class DiffTable(Static):
         super().__init__("", id=id)
         self.can_focus = False
         self.rows_shown: list[F.DiffRow] = []
+        self._width = 0
 
     @property
     def row_count(self) -> int:
@@ -94,7 +98,7 @@ class DiffTable(Static):
         self.rows_shown = rows
         n = len(g.assets)
         # the assets and the result share what is left after the field and rule columns
-        box = self.parent.size.width if isinstance(self.parent, DiffBox) else 0
+        box = self.parent.scrollable_content_region.width if isinstance(self.parent, DiffBox) else 0
         avail = max(box or self.size.width, 100) - FIELD_WIDTH - RULE_WIDTH - 2 * (n + 3) - 2
         share = avail // (n + 1)
         result_width = max(RESULT_WIDTH, min(share, 44))
@@ -127,4 +131,7 @@ class DiffTable(Static):
             pieces += cell([(row.rule, "$text-muted")], RULE_WIDTH)
             line = Content.assemble(*pieces)
             lines.append(line.stylize_before(even) if r % 2 == 0 else line)
-        self.update(Content("\n").join(lines), layout=False)  # its size comes from the stylesheet
+        # a new layout only when the table's width changes (its height never does)
+        width = lines[0].cell_length
+        self.update(Content("\n").join(lines), layout=width != self._width)
+        self._width = width
