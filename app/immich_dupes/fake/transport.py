@@ -97,6 +97,16 @@ def _finish(
     return _headers(resp, data), sent, cut
 
 
+def _refused(fake: FakeImmich, request: httpx.Request, req: ApiRequest, t0: float) -> httpx.ConnectError:
+    """While the fake is 'down': log the attempt and refuse it as a closed port would."""
+    fake._record(
+        RequestRecord(
+            t0, time.monotonic(), req.method, req.path, req.query, 0, None, len(req.body), 0, "down"
+        )
+    )
+    return httpx.ConnectError("[Errno 111] Connection refused (fake Immich is down)", request=request)
+
+
 class FakeSyncTransport(httpx.BaseTransport):
     def __init__(self, fake: FakeImmich) -> None:
         self.fake = fake
@@ -106,23 +116,7 @@ class FakeSyncTransport(httpx.BaseTransport):
         req = _api_request(request, request.read())
         decision = self.fake._decide(req.method, req.path)
         if decision.down:
-            self.fake._record(
-                RequestRecord(
-                    t0,
-                    time.monotonic(),
-                    req.method,
-                    req.path,
-                    req.query,
-                    0,
-                    None,
-                    len(req.body),
-                    0,
-                    "down",
-                )
-            )
-            raise httpx.ConnectError(
-                "[Errno 111] Connection refused (fake Immich is down)", request=request
-            )
+            raise _refused(self.fake, request, req, t0)
         if decision.latency:
             time.sleep(decision.latency)
         resp, user_id = self.fake._respond(req, decision)
@@ -147,23 +141,7 @@ class FakeAsyncTransport(httpx.AsyncBaseTransport):
         req = _api_request(request, await request.aread())
         decision = self.fake._decide(req.method, req.path)
         if decision.down:
-            self.fake._record(
-                RequestRecord(
-                    t0,
-                    time.monotonic(),
-                    req.method,
-                    req.path,
-                    req.query,
-                    0,
-                    None,
-                    len(req.body),
-                    0,
-                    "down",
-                )
-            )
-            raise httpx.ConnectError(
-                "[Errno 111] Connection refused (fake Immich is down)", request=request
-            )
+            raise _refused(self.fake, request, req, t0)
         if decision.latency:
             await asyncio.sleep(decision.latency)
         resp, user_id = self.fake._respond(req, decision)

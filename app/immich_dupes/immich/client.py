@@ -618,25 +618,22 @@ class ImmichClient:
         async with self.stream("GET", path) as r:
             declared = _plain_length(r)
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    try:
-                        async for chunk in r.aiter_bytes(CHUNK):
-                            f.write(chunk)
-                            sha1.update(chunk)
-                            size += len(chunk)
-                            if on_bytes is not None:
-                                on_bytes(len(chunk))
-                    except (httpx.TransportError, httpx.StreamError) as e:
-                        raise ConnectionFailed(
-                            f"download cut off after {size} bytes ({type(e).__name__})",
-                            method="GET",
-                            path=path,
-                        ) from None
-                    f.flush()
-                    os.fsync(f.fileno())
-            except BaseException:
-                raise
+            with os.fdopen(fd, "wb") as f:
+                try:
+                    async for chunk in r.aiter_bytes(CHUNK):
+                        f.write(chunk)
+                        sha1.update(chunk)
+                        size += len(chunk)
+                        if on_bytes is not None:
+                            on_bytes(len(chunk))
+                except (httpx.TransportError, httpx.StreamError) as e:
+                    raise ConnectionFailed(
+                        f"download cut off after {size} bytes ({type(e).__name__})",
+                        method="GET",
+                        path=path,
+                    ) from None
+                f.flush()
+                os.fsync(f.fileno())
             if declared is not None and size != declared:
                 raise IntegrityError(
                     f"download incomplete: {size} of {declared} bytes", method="GET", path=path

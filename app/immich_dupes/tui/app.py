@@ -300,11 +300,7 @@ class ReviewApp(App[int]):
         client = self._online_client("Execute")
         if client is None:
             return
-        try:
-            execute = jobs.engine_module("execute")
-        except jobs.EngineMissing as e:
-            self.notify(str(e), title="Execute", severity="error")
-            return
+        from immich_dupes.engine import execute  # imported on use: keeps start-up light
         self._with_backup_dir("Execute", lambda backup: self._confirm_execute(execute, client, backup))
 
     def _confirm_execute(self, execute: ModuleType, client: ImmichClient, backup: Path) -> None:
@@ -342,11 +338,7 @@ class ReviewApp(App[int]):
         client = self._online_client("Verify")
         if client is None:
             return
-        try:
-            verify = jobs.engine_module("verify")
-        except jobs.EngineMissing as e:
-            self.notify(str(e), title="Verify", severity="error")
-            return
+        from immich_dupes.engine import verify  # imported on use: keeps start-up light
         plan, _ = self.state.snapshot()
         backup = self.backup_dir if self.backup_dir is not None and self.backup_dir.exists() else None
         self.push_screen(RunScreen(Job(
@@ -361,11 +353,7 @@ class ReviewApp(App[int]):
         client = self._online_client("Restore")
         if client is None:
             return
-        try:
-            restore = jobs.engine_module("restore")
-        except jobs.EngineMissing as e:
-            self.notify(str(e), title="Restore", severity="error")
-            return
+        from immich_dupes.engine import restore  # imported on use: keeps start-up light
 
         def confirm(backup: Path) -> None:
             try:

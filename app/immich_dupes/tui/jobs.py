@@ -7,10 +7,8 @@ reviews even in a build where one of them is broken; starting that job then says
 
 from __future__ import annotations
 
-import importlib
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 from textual.content import Content
@@ -24,18 +22,6 @@ if TYPE_CHECKING:
 
 LIST_LIMIT = 20
 """Failed groups / findings listed in a result; the rest are counted (the report has all)."""
-
-
-class EngineMissing(RuntimeError):
-    pass
-
-
-def engine_module(name: str) -> ModuleType:
-    """``immich_dupes.engine.<name>``, or EngineMissing with a sentence for the user."""
-    try:
-        return importlib.import_module(f"immich_dupes.engine.{name}")
-    except ImportError as e:
-        raise EngineMissing(f"{name} is not available in this build ({e})") from None
 
 
 def describe_execute(pv: ExecutePreview, server: str, who: str) -> Content:
