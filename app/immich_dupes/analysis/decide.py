@@ -261,13 +261,19 @@ def review_reasons(assets: Sequence[PlanAsset], conflicts: Sequence[Conflict]) -
 # --------------------------------------------------------------------------- consolidation
 
 
-def default_sources(group_assets: Sequence[PlanAsset], winner_id: str, keep: Sequence[str]) -> Sources:
+def default_sources(
+    group_assets: Sequence[PlanAsset],
+    winner_id: str,
+    keep: Sequence[str],
+    ranked: Sequence[PlanAsset] | None = None,
+) -> Sources:
     """Where each chosen field comes from when nobody said otherwise.
 
     The winner's own value wins when it has one; otherwise the best-ranked other copy that has
     it. Conflicts still need a person; the default is only what the review starts from.
+    ``ranked`` is ``rank(group_assets)`` when the caller has it already.
     """
-    by_rank = rank(group_assets)
+    by_rank = rank(group_assets) if ranked is None else ranked
     winner = next(a for a in group_assets if a.id == winner_id)
     others = [a for a in by_rank if a.id != winner_id]
 
@@ -288,12 +294,15 @@ def default_sources(group_assets: Sequence[PlanAsset], winner_id: str, keep: Seq
     return Sources(gps=gps, datetime=dt, description=desc)
 
 
-def consolidate(group: GroupPlan) -> Consolidated:
-    """What the winner should hold afterwards, from the group's decision and sources."""
+def consolidate(group: GroupPlan, ranked: Sequence[PlanAsset] | None = None) -> Consolidated:
+    """What the winner should hold afterwards, from the group's decision and sources.
+
+    ``ranked`` is ``rank(group.assets)`` when the caller has it already.
+    """
     winner = group.winner_asset
     every = group.assets
     src = group.sources
-    ranked = rank(every)
+    ranked = rank(every) if ranked is None else ranked
     v: dict[str, Any] = {}
 
     if src.gps is not None and src.gps != winner.id:
@@ -387,12 +396,12 @@ def build_group(
         conflicts=conflicts,
         review_reasons=reasons,
         needs_review=bool(reasons),
-        sources=default_sources(assets, winner.id, [winner.id]),
+        sources=default_sources(assets, winner.id, [winner.id], ranked),
         note=note,
     )
     # Validated once above; what follows is derived by us, so no second validation pass
     # (this runs for every group of a library with tens of thousands of them).
-    group.consolidated = consolidate(group)
+    group.consolidated = consolidate(group, ranked)
     group.bytes_freed = _bytes_freed(group)
     return group
 
