@@ -112,9 +112,10 @@ class ProgressPrinter:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.min_interval = min_interval if self.tty else 2.0
-        self._last = 0.0
-        self._phase = ""
-        self._start = time.monotonic()
+        self._starts: dict[str, float] = {}
+        self._shown: dict[str, float] = {}
+        """When each phase was first seen and last shown: phases interleave (albums load
+        during the download), and each keeps its own clock and pace."""
         self._dirty = False
 
     def __call__(self, ev: Event) -> None:
@@ -124,13 +125,13 @@ class ProgressPrinter:
             self.stream.flush()
             return
         now = time.monotonic()
-        if ev.phase != self._phase:
-            self._phase = ev.phase
-            self._start = now
-        elif now - self._last < self.min_interval and not (ev.total and ev.done >= ev.total):
+        start = self._starts.get(ev.phase)
+        if start is None:
+            start = self._starts[ev.phase] = now
+        elif now - self._shown[ev.phase] < self.min_interval and not (ev.total and ev.done >= ev.total):
             return
-        self._last = now
-        line = terminal_safe(self._line(ev, now - self._start))
+        self._shown[ev.phase] = now
+        line = terminal_safe(self._line(ev, now - start))
         if self.tty:
             self.stream.write("\r\x1b[2K" + line)
             self._dirty = True
