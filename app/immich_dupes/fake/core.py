@@ -49,7 +49,9 @@ class FakeImmich:
     ``library``: ``"sample"`` (pictures with real EXIF, every analysis case), ``"synthetic:N"``
     (N duplicate groups, for benchmarks) or ``"empty"``. ``profile``: ``"v1"`` (1.144),
     ``"v2"`` (2.7) or ``"v3"`` (3.1). ``original_size`` sets the approximate size in bytes of
-    synthetic originals. All state access is serialized by one lock; every accessor is safe to
+    synthetic originals. ``cache_responses=False`` builds every JSON answer anew, as a real
+    server does, instead of keeping serialized answers until the next change (so a benchmark
+    of ``GET /duplicates`` pays the server's work). All state access is serialized by one lock; every accessor is safe to
     call from tests while a server thread is answering requests.
     """
 
@@ -61,6 +63,7 @@ class FakeImmich:
         original_size: int | None = None,
         jobs_mode: Literal["auto", "manual"] = "auto",
         faults: Faults | str | None = None,
+        cache_responses: bool = True,
     ) -> None:
         self.profile: str = profile  # "v1" | "v2" | "v3"
         self.profile_info: Profile = get_profile(profile)
@@ -69,6 +72,7 @@ class FakeImmich:
         self._lock = threading.RLock()
         self._meta = threading.Lock()
         self._store = Store(self.profile_info, NAMESPACE)
+        self._store.cache_serialized = cache_responses
         admin = self._store.add_user(
             "Admin", "admin@example.com", is_admin=True, color="gray", created=_CREATED
         )

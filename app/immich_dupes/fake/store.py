@@ -77,6 +77,9 @@ class Store:
         self._dup_index: dict[str, set[str]] = {}
         self._checksums: dict[str, dict[str, str]] = {}  # owner → checksum → asset id
         self._dup_cache: dict[str, tuple[int, bytes]] = {}
+        self.cache_serialized = True
+        """Keep serialized DTOs and the ``GET /duplicates`` body until the next change. A real
+        server builds every answer anew; ``False`` makes the fake do so too (benchmarks)."""
         self._live_refs: dict[str, set[str]] = {}  # motion video id → stills that link it
         self.thumbs: OrderedDict[tuple[str, str], bytes] = OrderedDict()
 
@@ -170,7 +173,8 @@ class Store:
         cached = a.cache.get(variant)
         if cached is None:
             cached = dumps(self.asset_dict(a, variant))
-            a.cache[variant] = cached
+            if self.cache_serialized:
+                a.cache[variant] = cached
         return cached
 
     def asset_dict(self, a: Asset, variant: str) -> dict[str, Any]:
@@ -464,7 +468,7 @@ class Store:
     def duplicates_json(self, owner: str) -> bytes:
         if self.profile.clear_singletons:
             self.cleanup_singletons(owner)
-        cached = self._dup_cache.get(owner)
+        cached = self._dup_cache.get(owner) if self.cache_serialized else None
         if cached is not None and cached[0] == self.version:
             return cached[1]
         out: list[bytes] = [b"["]
@@ -484,7 +488,8 @@ class Store:
                 out.append(b"]}")
         out.append(b"]")
         body = b"".join(out)
-        self._dup_cache[owner] = (self.version, body)
+        if self.cache_serialized:
+            self._dup_cache[owner] = (self.version, body)
         return body
 
     def dismiss_groups(self, owner: str, dup_ids: list[str]) -> None:
