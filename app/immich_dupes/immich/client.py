@@ -20,7 +20,7 @@ import os
 import random
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -95,32 +95,37 @@ def checksum_b64(sha1_digest: bytes) -> str:
 class RateLimiter:
     """At most ``rate`` request starts in any one-second window, as the server sees them.
 
-    Starts are spaced ``1/rate`` apart, and the ``k``-th previous *actual* start must be
-    ``k/rate`` seconds (plus 3 % for jitter in transit) in the past: a request that left late
-    never lets a later one bunch up behind it.
+    A sliding window over the *actual* start times: the ``k``-th previous start (``k`` =
+    the rate, rounded down) must be a whole window in the past, the window being one second
+    (or ``k/rate`` for a rate under one) plus 3 % for jitter in transit. So the first ``k``
+    requests go at once (a review screen's few thumbnails are not spaced 100 ms apart), and a
+    request that left late never lets a later one bunch up behind it.
     """
 
     MARGIN = 1.03
 
-    def __init__(self, rate: float) -> None:
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         if not rate > 0:
             raise ValueError("rate limit must be a positive number of requests per second")
-        self.interval = 1.0 / rate
         self._k = max(1, int(rate))
+        self.window = max(1.0, self._k / rate) * self.MARGIN
         self._starts: deque[float] = deque(maxlen=self._k)
         self._lock = asyncio.Lock()
+        self._clock = clock
+        self._sleep = sleep
 
     async def wait(self) -> None:
         async with self._lock:
-            now = time.monotonic()
-            t = now
-            if self._starts:
-                t = max(t, self._starts[-1] + self.interval)
             if len(self._starts) == self._k:
-                t = max(t, self._starts[0] + self._k * self.interval * self.MARGIN)
-            if t > now:
-                await asyncio.sleep(t - now)
-            self._starts.append(time.monotonic())
+                delay = self._starts[0] + self.window - self._clock()
+                if delay > 0:
+                    await self._sleep(delay)
+            self._starts.append(self._clock())
 
 
 @dataclass
@@ -279,8 +284,10 @@ class ImmichClient:
         attempt = 0
         self.stats.requests[f"{method} {_template(path)}"] += 1
         while True:
-            await self.rate.wait()
+            # The permit first, then the rate: the start the limiter records is the moment the
+            # request really leaves, not a moment before a wait for a free connection.
             async with self._sem:
+                await self.rate.wait()
                 hdrs = {"x-api-key": self._key, **(headers or {})}
                 req_kw: dict[str, Any] = {"params": params, "headers": hdrs}
                 if json_body is not None:
