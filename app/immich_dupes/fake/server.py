@@ -73,6 +73,10 @@ class _HTTPServer(ThreadingHTTPServer):
                 c.shutdown(socket.SHUT_RDWR)
 
 
+class _IncompleteBody(Exception):
+    """The client closed before sending the whole body it announced."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "immich-dupes-fake"
@@ -85,20 +89,32 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
     def _read_body(self) -> bytes:
+        """The request body; raises _IncompleteBody when the client stops sending before its
+        end (a real server aborts such a request: a cut-off upload stores nothing)."""
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             parts: list[bytes] = []
             while True:
                 line = self.rfile.readline(65537)
+                if not line:
+                    raise _IncompleteBody
                 size = int(line.split(b";", 1)[0].strip() or b"0", 16)
                 if size == 0:
                     while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                         pass
                     break
-                parts.append(self.rfile.read(size))
+                chunk = self.rfile.read(size)
+                if len(chunk) < size:
+                    raise _IncompleteBody
+                parts.append(chunk)
                 self.rfile.readline(65537)
             return b"".join(parts)
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        if length <= 0:
+            return b""
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise _IncompleteBody
+        return body
 
     def _drop(self) -> None:
         """Abort the connection with an RST once the handler returns."""
@@ -109,7 +125,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         fake = self.server.fake
         t0 = time.monotonic()
-        body = self._read_body()
+        try:
+            body = self._read_body()
+        except _IncompleteBody:
+            self.close_connection = True
+            return
         url = urlsplit(self.path)
         req = ApiRequest(
             method=self.command,
