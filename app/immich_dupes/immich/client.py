@@ -20,7 +20,7 @@ import os
 import random
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +55,7 @@ from immich_dupes.immich.models import (
     UploadResult,
     User,
 )
+from immich_dupes.immich.multipart import StreamingMultipart, sha1_of_checksum
 
 DEFAULT_RATE_LIMIT = 10.0
 DEFAULT_CONCURRENCY = 5
@@ -266,7 +267,7 @@ class ImmichClient:
         *,
         json_body: Any = None,
         params: dict[str, Any] | None = None,
-        content: bytes | None = None,
+        content: bytes | AsyncIterable[bytes] | None = None,
         files: Any = None,
         data: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
@@ -693,13 +694,23 @@ class ImmichClient:
             else:
                 s = duration_ms / 1000
                 data["duration"] = f"{int(s // 3600)}:{int(s % 3600 // 60):02d}:{s % 60:09.6f}"
-        headers = {"x-immich-checksum": checksum} if checksum else None
-        content = await asyncio.to_thread(file.read_bytes)
+        # Streamed from disk with an exact Content-Length: memory stays flat for a multi-GB
+        # video. Each attempt resends from the first byte; a file that changes size (or, with a
+        # checksum, bytes) while it is sent raises SourceChanged before the body is complete.
+        form = await asyncio.to_thread(
+            StreamingMultipart,
+            data,
+            file_field="assetData",
+            path=file,
+            filename=filename,
+            expected_sha1=sha1_of_checksum(checksum),
+            url_path="/assets",
+        )
+        headers = {**form.headers, **({"x-immich-checksum": checksum} if checksum else {})}
         body = await self.request(
             "POST",
             "/assets",
-            data=data,
-            files={"assetData": (filename, content, "application/octet-stream")},
+            content=form,
             headers=headers,
             idempotent=bool(checksum),  # with a checksum a repeat answers 'duplicate'
         )
