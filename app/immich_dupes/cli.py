@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                    default="auto", help="how pictures are drawn (default: detect)")
     p.add_argument("--offline", action="store_true", help="do not contact the server (no pictures)")
     p.add_argument("-b", "--backup-dir", metavar="DIR", help="backup directory for execute/restore from the app")
+    p.add_argument("--rate-limit", type=positive_float, default=10.0, metavar="N",
+                   help="requests per second, for pictures and for execute/verify/restore from the app (default 10)")
+    p.add_argument("--concurrent", type=positive_int, default=5, metavar="N", help="requests at once (default 5)")
+
 
     p = command("execute", "back up losers, consolidate metadata onto winners, trash losers")
     p.add_argument("-i", "--input", required=True, metavar="PLAN.json", help="the plan to carry out")

@@ -1,4 +1,4 @@
-"""``immich-dupes review PLAN.json [--image-protocol P] [--offline] [-b BACKUP_DIR]``.
+"""``immich-dupes review PLAN.json [--image-protocol P] [--offline] [-b BACKUP_DIR] [--rate-limit N] [--concurrent N]``.
 
 Opens the review app. The server (``-u/-a`` or ``IMMICH_URL``/``IMMICH_API_KEY``; the URL
 defaults to the plan's server) is only needed for pictures and for execute/verify/restore:
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from immich_dupes.analysis.plan import PlanError
 from immich_dupes.cli import EXIT_OK, EXIT_USAGE
-from immich_dupes.immich.client import ImmichClient
+from immich_dupes.immich.client import DEFAULT_CONCURRENCY, DEFAULT_RATE_LIMIT, ImmichClient
 from immich_dupes.tui.app import ClientFactory, make_app, read_plan
 from immich_dupes.tui.settings import load_keymap
 from immich_dupes.tui.state import Status
@@ -38,8 +38,12 @@ def client_factory(args: argparse.Namespace, plan_server: str) -> ClientFactory 
     if not verify_tls:
         sys.stderr.write("warning: TLS certificate verification is off (--insecure)\n")
 
+    # One client for everything the app sends: pictures, and execute/verify/restore from it.
+    rate_limit: float = getattr(args, "rate_limit", DEFAULT_RATE_LIMIT)
+    concurrency: int = getattr(args, "concurrent", DEFAULT_CONCURRENCY)
+
     def make() -> ImmichClient:
-        return ImmichClient(url, key, verify_tls=verify_tls)
+        return ImmichClient(url, key, rate_limit=rate_limit, concurrency=concurrency, verify_tls=verify_tls)
 
     return make
 
