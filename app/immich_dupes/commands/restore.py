@@ -73,7 +73,8 @@ async def run_restore(
     if not (args.yes or args.dry_run) and not sys.stdin.isatty():
         raise UsageError("refusing to restore without confirmation: no terminal to ask on (use --yes)")
     try:
-        store, count = open_backup(backup)  # refuses a bad backup before the server is contacted
+        # refuses a bad backup before the server is contacted (a dry run: read-only)
+        store, count = open_backup(backup, dry_run=args.dry_run)
     except ValueError as e:
         raise UsageError(str(e)) from None
     progress = ProgressPrinter()

@@ -51,14 +51,28 @@ class BackupLocked(BackupError):
 
 
 @contextlib.contextmanager
-def lock_backup_dir(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``<path>/.lock`` for the duration of the ``with`` block.
+def lock_backup_dir(path: Path, shared: bool = False) -> Iterator[str]:
+    """Hold a lock on ``<path>/.lock`` for the duration of the ``with`` block.
 
+    Exclusive (execute, restore): the lock file is created if need be and holds the pid.
     Non-blocking: raises BackupLocked at once when another execute or restore (any process,
     or another open of it in this one) holds it. The lock dies with its process, so a killed
     run never leaves the directory locked. ``path`` must exist.
+
+    ``shared`` (restore's dry run, which only reads): needs no write access and writes nothing.
+    A shared lock on the existing lock file, taken through a read-only descriptor, is refused
+    (BackupLocked) while an execute or restore holds the directory, lets other readers in, and
+    keeps an execute or restore out until the block ends. No lock file: no execute or restore
+    ever held this directory (each creates it first), so there is nothing to wait for and
+    nothing is created. A lock file that cannot be read or locked (another user's, a file
+    system without locks): whether a run is using the directory cannot be told; the block
+    runs anyway (reading only) and the value yielded says so in one sentence. Otherwise the
+    value yielded is "".
     """
     lock = Path(path) / LOCK_NAME
+    if shared:
+        yield from _shared_lock(Path(path), lock)
+        return
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as e:
@@ -67,18 +81,46 @@ def lock_backup_dir(path: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise BackupLocked(
-                f"another execute or restore is using this backup directory ({path}); "
-                "wait for it to finish"
-            ) from None
+            raise BackupLocked(_busy(path)) from None
         except OSError as e:
             raise BackupError(f"backup directory {path} cannot be locked: {e.strerror}") from None
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        yield
+        yield ""
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _busy(path: Path) -> str:
+    return f"another execute or restore is using this backup directory ({path}); wait for it to finish"
+
+
+def _shared_lock(path: Path, lock: Path) -> Iterator[str]:
+    """The ``shared`` half of lock_backup_dir: read-only, never creates or writes the lock file."""
+    cannot_tell = (
+        "cannot tell whether an execute or restore is using {path} ({why}); reading it as it is"
+    )
+    try:
+        # non-blocking: a FIFO put in its place must not hang the dry run
+        fd = os.open(lock, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        yield ""  # never locked by anyone: no run to wait for
+        return
+    except OSError as e:
+        yield cannot_tell.format(path=path, why=f"its lock file cannot be opened: {e.strerror}")
+        return
+    try:
+        note = ""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BackupLocked(_busy(path)) from None
+        except OSError as e:
+            note = cannot_tell.format(path=path, why=f"its lock file cannot be locked: {e.strerror}")
+        yield note
+    finally:
+        os.close(fd)
 
 
 class _Model(BaseModel):

@@ -816,16 +816,18 @@ def _join(a: str, b: str) -> str:
     return f"{a}; {b}" if a and b else (a or b)
 
 
-def open_backup(backup_dir: Path) -> tuple[BackupStore, int]:
+def open_backup(backup_dir: Path, dry_run: bool = False) -> tuple[BackupStore, int]:
     """Open a backup for restore and check every manifest (BackupError on anything wrong).
 
     Returns the store and the number of assets it holds (losers and their live-photo videos).
-    Reads only the disk: a command calls this before it contacts the server.
+    Reads only the disk: a command calls this before it contacts the server. With ``dry_run``
+    it needs no write access to the directory and writes nothing into it (see ``restore``).
     """
     store = BackupStore.open_existing(Path(backup_dir))
     count = len(_items(store))
     read_records(store.root)
-    with lock_backup_dir(store.root):  # refuse now if an execute or restore is using it
+    # refuse now if an execute or restore is using it
+    with lock_backup_dir(store.root, shared=dry_run):
         pass
     return store, count
 
@@ -842,9 +844,18 @@ async def restore(
     restore record, BackupLocked (a BackupError) when another execute or restore is using the
     directory, and WrongServer (a ValueError) for a backup of another server or user, before
     changing anything. The directory's lock is held for the whole run.
+
+    A dry run only reads the directory: it works on a read-only backup (a read-only mount,
+    another user's folder) and writes nothing into it, not even the lock file. It holds a
+    shared lock instead (other dry runs may read along; an execute or restore is refused
+    until it ends) and is refused while an execute or restore holds the directory. Where
+    that cannot be told (a lock file it cannot read or lock), it reads anyway and says so
+    with a warning event.
     """
     store = BackupStore.open_existing(Path(backup_dir))
-    with lock_backup_dir(store.root):
+    with lock_backup_dir(store.root, shared=dry_run) as note:
+        if note:
+            report(Event("restore", note, level="warning"))
         return await _restore_locked(client, store, report, dry_run)
 
 
