@@ -107,7 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="requests per second, for pictures and for execute/verify/restore from the app (default 10)")
     p.add_argument("--concurrent", type=positive_int, default=5, metavar="N", help="requests at once (default 5)")
 
-
     p = command("execute", "back up losers, consolidate metadata onto winners, trash losers")
     p.add_argument("-i", "--input", required=True, metavar="PLAN.json", help="the plan to carry out")
     p.add_argument("-b", "--backup-dir", required=True, metavar="DIR", help="where losers are backed up first")
@@ -138,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--library", default="sample", help="sample | synthetic:N (default sample)")
     p.add_argument("--profile", choices=["v1", "v2", "v3"], default="v3", help="emulated Immich version")
     p.add_argument("--faults", default="", metavar="SPEC", help="inject faults, e.g. latency=50ms,5xx=0.1")
+    p.add_argument(
+        "--uncached",
+        action="store_true",
+        help="build every answer anew, as a real server does, instead of keeping serialized answers (benchmarks)",
+    )
     p.add_argument("--image-protocol", choices=["auto", "kitty", "sixel", "halfcell", "unicode", "none"], default="auto")
 
     command("schema", "print the JSON Schema of the plan file")

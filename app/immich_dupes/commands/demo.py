@@ -34,7 +34,12 @@ def serve(args: argparse.Namespace) -> int:
     from immich_dupes.fake import FakeImmich, FakeServer
 
     try:
-        fake = FakeImmich(library=args.library, profile=args.profile, faults=args.faults or None)
+        fake = FakeImmich(
+            library=args.library,
+            profile=args.profile,
+            faults=args.faults or None,
+            cache_responses=not args.uncached,
+        )
     except ValueError as e:
         sys.stderr.write(f"immich-dupes: error: {e}\n")
         return EXIT_USAGE
@@ -79,7 +84,12 @@ def run(args: argparse.Namespace) -> int:
     from immich_dupes.tui.app import make_app
 
     try:
-        fake = FakeImmich(library=args.library, profile=args.profile, faults=args.faults or None)
+        fake = FakeImmich(
+            library=args.library,
+            profile=args.profile,
+            faults=args.faults or None,
+            cache_responses=not args.uncached,
+        )
     except ValueError as e:
         sys.stderr.write(f"immich-dupes: error: {e}\n")
         return EXIT_USAGE
