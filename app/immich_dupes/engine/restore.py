@@ -603,7 +603,7 @@ class _Run:
         sent_bytes = 0
         size = sum(it.ma.size for it in (*videos, *stills))
 
-        # client.upload holds the whole file in memory: at most ``concurrency`` files at once.
+        # At most ``concurrency`` uploads at once (each streams its file; memory stays flat).
         slots = asyncio.Semaphore(max(1, self.client.concurrency))
 
         async def one(it: _Item) -> None:
