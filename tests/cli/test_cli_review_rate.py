@@ -169,12 +169,11 @@ def test_the_commands_client_factory_carries_the_options(served: tuple[FakeServe
 async def test_pictures_are_fetched_within_the_rate_limit(
     served: tuple[FakeServer, Path], tmp_path: Path
 ) -> None:
-    """At 5 requests/s, no stretch of 0.9 s in the server's log holds more than 5 starts; at the
+    """At 5 requests/s, no stretch of 0.95 s in the server's log holds more than 5 starts; at the
     default 10/s the first ~11 requests (connect, then the first groups' thumbnails) fall in
-    about one. (0.9 s, not 1: the client counts by its own clock, and the server sees each
-    request a little later, by however long it took in transit; a first request that also opens
-    the connection can arrive 30 ms+ late on a loaded machine, and then the sixth, on time, falls
-    inside the same second as the server counts.)"""
+    about one. The client counts each start from when its headers left and keeps a 3 % margin;
+    the 0.05 s here is for the server's side, which logs a start when its thread gets to it: on
+    a starved machine (this server shares the test's process) that can lag by tens of ms."""
     srv, plan = served
     fake = srv.fake
     args = review_args(srv, plan, "--rate-limit", "5", "--concurrent", "3")
@@ -191,7 +190,7 @@ async def test_pictures_are_fetched_within_the_rate_limit(
     thumbs = [r for r in log if r.path.endswith("/thumbnail")]
     assert len(thumbs) >= 8, [r.path for r in log]  # the pictures really came from the server
     assert len(log) >= 11
-    assert max_starts_in_window(log, 0.9) <= 5
+    assert max_starts_in_window(log, 0.95) <= 5
 
 
 async def test_verify_from_the_app_stays_within_concurrent(

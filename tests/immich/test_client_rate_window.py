@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from immich_dupes.immich.client import RateLimiter
+from immich_dupes.fake import FakeImmich, FakeServer
+from immich_dupes.immich.client import ImmichClient, RateLimiter, _Start
 
 
 class VirtualClock:
@@ -38,7 +39,7 @@ async def starts_of(rate: float, n: int, gaps: list[float] | None = None) -> lis
     for i in range(n):
         if gaps:
             clock.now += gaps[i % len(gaps)]
-        await limiter.wait()
+        limiter.started(await limiter.wait())
         out.append(clock.now)
     return out
 
@@ -75,8 +76,49 @@ async def test_concurrent_waiters_share_one_window() -> None:
     starts: list[float] = []
 
     async def one() -> None:
-        await limiter.wait()
+        limiter.started(await limiter.wait())
         starts.append(clock.now)
 
     await asyncio.gather(*(one() for _ in range(20)))
     assert max_in_window(sorted(starts), 1.0) <= 4
+
+
+async def test_the_window_counts_from_when_a_request_really_left() -> None:
+    # The first request needs 0.3 s to open its connection before its headers leave: the
+    # (k+1)-th may only go a whole window after that, not after the moment it was allowed.
+    clock = VirtualClock()
+    limiter = RateLimiter(2, clock=clock, sleep=clock.sleep)
+    first = await limiter.wait()
+    limiter.started(await limiter.wait())
+
+    async def connect_then_send() -> None:
+        await asyncio.sleep(0)  # the third waiter is queued on the window by now
+        clock.now += 0.3
+        limiter.started(first)
+
+    sending = asyncio.create_task(connect_then_send())
+    third = await limiter.wait()
+    assert third.t >= 0.3 + 1.0
+    await sending
+
+
+async def test_over_a_real_socket_a_start_counts_from_when_its_headers_left() -> None:
+    """The trace hook marks the start as soon as the request's headers are sent, before the
+    (slow) server answers: the window then counts from when the server could first see it."""
+    fake = FakeImmich(library="empty", faults="latency=150ms")
+    marked_with_log: list[int] = []
+    with FakeServer(fake, port=0) as srv:
+        async with ImmichClient(srv.url, fake.api_key) as c:
+            real = c.rate.started
+
+            def spy(start: _Start) -> None:
+                if not start.known.is_set():
+                    marked_with_log.append(len(fake.request_log))
+                real(start)
+
+            c.rate.started = spy  # type: ignore[method-assign]
+            before = len(fake.request_log)
+            await c.request("GET", "/server/version")
+            after = len(fake.request_log)
+    assert after == before + 1
+    assert marked_with_log == [before]  # marked while the server was still on it

@@ -93,14 +93,30 @@ def checksum_b64(sha1_digest: bytes) -> str:
     return base64.b64encode(sha1_digest).decode("ascii")
 
 
+class _Start:
+    """One request's start as the rate limiter sees it."""
+
+    __slots__ = ("known", "t")
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+        self.known = asyncio.Event()
+        """Set once the request has really left (its headers are sent) or has failed to."""
+
+
 class RateLimiter:
     """At most ``rate`` request starts in any one-second window, as the server sees them.
 
     A sliding window over the *actual* start times: the ``k``-th previous start (``k`` =
     the rate, rounded down) must be a whole window in the past, the window being one second
     (or ``k/rate`` for a rate under one) plus 3 % for jitter in transit. So the first ``k``
-    requests go at once (a review screen's few thumbnails are not spaced 100 ms apart), and a
-    request that left late never lets a later one bunch up behind it.
+    requests go at once (a review screen's few thumbnails are not spaced 100 ms apart).
+
+    A start counts from the moment the request's headers have been sent (``started``), not
+    from when it was allowed to go: a first request that still has to open its connection
+    reaches the server tens of ms later, and timing the window from the earlier moment let
+    one more request into that second (measured from the fake's log at ``--rate-limit 5``).
+    A request waiting on the window also waits for that moment of the start it counts from.
     """
 
     MARGIN = 1.03
@@ -115,18 +131,29 @@ class RateLimiter:
             raise ValueError("rate limit must be a positive number of requests per second")
         self._k = max(1, int(rate))
         self.window = max(1.0, self._k / rate) * self.MARGIN
-        self._starts: deque[float] = deque(maxlen=self._k)
+        self._starts: deque[_Start] = deque(maxlen=self._k)
         self._lock = asyncio.Lock()
         self._clock = clock
         self._sleep = sleep
 
-    async def wait(self) -> None:
+    async def wait(self) -> _Start:
+        """Wait for a free place in the window; the caller must then call ``started``."""
         async with self._lock:
             if len(self._starts) == self._k:
-                delay = self._starts[0] + self.window - self._clock()
+                first = self._starts[0]
+                await first.known.wait()
+                delay = first.t + self.window - self._clock()
                 if delay > 0:
                     await self._sleep(delay)
-            self._starts.append(self._clock())
+            start = _Start(self._clock())
+            self._starts.append(start)
+            return start
+
+    def started(self, start: _Start) -> None:
+        """The request has left (headers sent), or will never leave (it failed): once only."""
+        if not start.known.is_set():
+            start.t = max(start.t, self._clock())
+            start.known.set()
 
 
 @dataclass
@@ -285,12 +312,21 @@ class ImmichClient:
         attempt = 0
         self.stats.requests[f"{method} {_template(path)}"] += 1
         while True:
-            # The permit first, then the rate: the start the limiter records is the moment the
+            # The permit first, then the rate: the start the limiter counts is the moment the
             # request really leaves, not a moment before a wait for a free connection.
             async with self._sem:
-                await self.rate.wait()
+                start = await self.rate.wait()
+
+                async def trace(event: str, info: dict[str, Any], start: _Start = start) -> None:
+                    if event.endswith("send_request_headers.complete"):
+                        self.rate.started(start)
+
                 hdrs = {"x-api-key": self._key, **(headers or {})}
-                req_kw: dict[str, Any] = {"params": params, "headers": hdrs}
+                req_kw: dict[str, Any] = {
+                    "params": params,
+                    "headers": hdrs,
+                    "extensions": {"trace": trace},
+                }
                 if json_body is not None:
                     req_kw["json"] = json_body
                 if content is not None:
@@ -302,8 +338,12 @@ class ImmichClient:
                 if http_timeout is not None:
                     req_kw["timeout"] = http_timeout
                 try:
-                    request = self._http.build_request(method, self._url(path), **req_kw)
-                    response = await self._http.send(request, stream=True)
+                    try:
+                        request = self._http.build_request(method, self._url(path), **req_kw)
+                        response = await self._http.send(request, stream=True)
+                    finally:
+                        # Transports without the trace hook (in-process ones) and failures.
+                        self.rate.started(start)
                 except httpx.HTTPError as e:
                     # Every httpx failure becomes our error type with our own words: str(e) of
                     # a header error would carry the key.
