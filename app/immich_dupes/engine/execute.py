@@ -123,6 +123,10 @@ class GroupOutcome:
     trashed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
+    winner_kept: dict[str, Any] = field(default_factory=dict)
+    """Planned fields execute did not write because the winner's own value was edited after
+    analyze, each with the value it kept (see ``_kept_record``): verify checks these against
+    what execute kept instead of the plan."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -132,6 +136,7 @@ class GroupOutcome:
             "trashed": self.trashed,
             "kept": self.kept,
             "changes": self.changes,
+            "winner_kept": self.winner_kept,
         }
 
 
@@ -406,6 +411,8 @@ class _State:
     manifest: bool = False
     consolidated: bool = False
     changes: list[str] = field(default_factory=list)
+    winner_kept: dict[str, Any] = field(default_factory=dict)
+    """From ``consolidated`` (and ``group_done``): the winner's own values execute kept."""
     trash_sent: set[str] = field(default_factory=set)
     trashed: set[str] = field(default_factory=set)
     dismiss_sent: bool = False
@@ -447,6 +454,8 @@ def load_states(entries: Iterable[dict[str, Any]]) -> dict[str, _State]:
         elif kind == "consolidated" and gid:
             states[gid].consolidated = True
             states[gid].changes = [str(c) for c in e.get("changes", [])]
+            if isinstance(e.get("winner_kept"), dict):
+                states[gid].winner_kept = dict(e["winner_kept"])
         elif kind in ("trash_sent", "trashed"):
             for g, ids in (e.get("groups") or {}).items():
                 target = states[g].trash_sent if kind == "trash_sent" else states[g].trashed
@@ -468,6 +477,8 @@ def load_states(entries: Iterable[dict[str, Any]]) -> dict[str, _State]:
             st.done_trashed = [str(i) for i in e.get("trashed", [])]
             st.done_kept = [str(i) for i in e.get("kept", [])]
             st.done_changes = [str(c) for c in e.get("changes", [])]
+            if isinstance(e.get("winner_kept"), dict):
+                st.winner_kept = dict(e["winner_kept"])
     return dict(states)
 
 
@@ -1061,6 +1072,7 @@ class _Runner:
         ):
             if _gps_differs(e.latitude, e.longitude, snap.latitude, snap.longitude):
                 said.append("winner's GPS was edited since the plan; kept it")
+                w.outcome.winner_kept["gps"] = _kept_record(win, "gps")
             else:
                 fields["latitude"] = c.latitude
                 fields["longitude"] = c.longitude
@@ -1072,6 +1084,7 @@ class _Runner:
         ):
             if _winner_date_edited(snap, e.dateTimeOriginal, e.timeZone):
                 said.append("winner's date was edited since the plan; kept it")
+                w.outcome.winner_kept["date"] = _kept_record(win, "date")
             else:
                 fields["dateTimeOriginal"] = c.date_time_original
                 said.append(f"date {c.date_time_original}")
@@ -1082,6 +1095,7 @@ class _Runner:
         ):
             if (e.description or "") != snap.description:
                 said.append("winner's description was edited since the plan; kept it")
+                w.outcome.winner_kept["description"] = _kept_record(win, "description")
             else:
                 fields["description"] = c.description
                 said.append("description")
@@ -1122,6 +1136,7 @@ class _Runner:
         for w in works:
             if w.st.consolidated and not w.failed:
                 w.outcome.changes = list(w.st.changes)
+                w.outcome.winner_kept = dict(w.st.winner_kept)
         if not todo:
             return
         if self.cancel.is_set():
@@ -1193,11 +1208,13 @@ class _Runner:
         )
         ok = [w for w in todo if not w.failed]
         self.journal.append_many(
-            ("consolidated", {"group": w.g.duplicate_id, "changes": w.outcome.changes}) for w in ok
+            ("consolidated", {"group": w.g.duplicate_id, "changes": w.outcome.changes,
+                              "winner_kept": w.outcome.winner_kept}) for w in ok
         )
         for w in ok:
             w.st.consolidated = True
             w.st.changes = list(w.outcome.changes)
+            w.st.winner_kept = dict(w.outcome.winner_kept)
         self.emit("consolidate", "", done=len(ok), total=len(todo),
                   data={"journaled": "consolidated", "groups": [w.g.duplicate_id for w in ok]})
 
@@ -1346,6 +1363,7 @@ class _Runner:
                 entries.append(("group_done", {
                     "group": w.g.duplicate_id, "action": w.g.action.value,
                     "trashed": w.outcome.trashed, "kept": w.outcome.kept, "changes": w.outcome.changes,
+                    "winner_kept": w.outcome.winner_kept,
                 }))
             self.journal.append_many(entries)
             for w in part:
@@ -1469,6 +1487,19 @@ def _gps_differs(
     if lat is None or lon is None or other_lat is None or other_lon is None:
         return (lat is None or lon is None) != (other_lat is None or other_lon is None)
     return abs(lat - other_lat) > 1e-6 or abs(lon - other_lon) > 1e-6
+
+
+def _kept_record(win: Asset, what: Literal["gps", "date", "description"]) -> Any:
+    """The winner's own value of one field as execute saw and kept it, as JSON for the journal."""
+    e = win.exif
+    if what == "gps":
+        return {"latitude": e.latitude, "longitude": e.longitude}
+    if what == "date":
+        d = e.dateTimeOriginal
+        if d is not None and d.tzinfo is None:
+            d = d.replace(tzinfo=UTC)
+        return {"dateTimeOriginal": d.isoformat() if d is not None else None, "timeZone": e.timeZone}
+    return e.description or ""
 
 
 def _winner_date_edited(snap: PlanAsset, current: datetime | None, zone: str | None) -> bool:
@@ -1655,6 +1686,7 @@ async def _execute_locked(
                 runner.outcomes[g.duplicate_id] = GroupOutcome(
                     g.duplicate_id, "done", "done in an earlier run",
                     trashed=st.done_trashed, kept=st.done_kept, changes=st.done_changes,
+                    winner_kept=dict(st.winner_kept),
                 )
             elif g.action is Action.SKIP:
                 runner.outcomes[g.duplicate_id] = GroupOutcome(g.duplicate_id, "skipped", "the plan says skip")

@@ -4,8 +4,11 @@ Winners present and not trashed; losers trashed (or gone after ``--force``: Immi
 "Not found" for a purged asset); the consolidated values on the winner (GPS within the plan's
 tolerance, date with its offset, description, favorite, rating, visibility, albums, tags,
 live-photo video). Where Immich changed a value itself in a documented way that keeps the
-instant (the zone replaced by the GPS position's zone), that is a *note*; everything else that
-differs is an *anomaly*, and exit 0 means every group was carried out and checked.
+instant (the zone replaced by the GPS position's zone), that is a *note*; so is a GPS position,
+date or description that execute deliberately left as the winner had it (edited in Immich after
+analyze), as long as the backup's journal records it for that group and the value is still the
+one execute kept. Everything else that differs is an *anomaly*, and exit 0 means every group was
+carried out and checked.
 
 Requests: one ``GET /assets/{id}`` per asset of a checked group (concurrent within the client's
 limits) plus one album listing for the whole run (``album_membership``), not one per asset.
@@ -208,6 +211,56 @@ def compare_date(
 # --------------------------------------------------------------------------- what execute did
 
 
+def _number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class WinnerKept:
+    """Planned values execute did not write because the winner's own value had been edited in
+    Immich after analyze, with the value it kept (``winner_kept`` of the journal's
+    ``consolidated``/``group_done`` entries). None: execute recorded no such thing for the field.
+    """
+
+    gps: tuple[float | None, float | None] | None = None
+    date: tuple[str | None, str | None] | None = None
+    """(``dateTimeOriginal`` as ISO text with its offset, ``timeZone``) as execute saw them."""
+    description: str | None = None
+
+    @classmethod
+    def from_json(cls, raw: object) -> WinnerKept:
+        """Read what execute recorded; a missing (older backup) or malformed field is left out,
+        so that field is checked against the plan as before."""
+        if not isinstance(raw, dict):
+            return cls()
+        gps: tuple[float | None, float | None] | None = None
+        g = raw.get("gps")
+        if isinstance(g, dict):
+            lat, lon = g.get("latitude"), g.get("longitude")
+            if (lat is None or _number(lat)) and (lon is None or _number(lon)):
+                gps = (
+                    float(lat) if lat is not None else None,
+                    float(lon) if lon is not None else None,
+                )
+        date: tuple[str | None, str | None] | None = None
+        d = raw.get("date")
+        if isinstance(d, dict):
+            when, zone = d.get("dateTimeOriginal"), d.get("timeZone")
+            if (when is None or (isinstance(when, str) and _parse_iso(when) is not None)) and (
+                zone is None or isinstance(zone, str)
+            ):
+                date = (when, zone)
+        desc = raw.get("description")
+        return cls(gps=gps, date=date, description=desc if isinstance(desc, str) else None)
+
+
+def _parse_iso(text: str) -> datetime | None:
+    try:
+        return _utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class GroupRecord:
     """What the backup directory says execute did with one group."""
@@ -216,6 +269,8 @@ class GroupRecord:
     """done | skipped | failed | not-run (the backup has no record of the group)"""
     reason: str = ""
     force: bool = False
+    winner_kept: WinnerKept = field(default_factory=WinnerKept)
+    """The winner's own values execute kept instead of the plan's (done groups only)."""
 
 
 def execution_records(
@@ -263,7 +318,7 @@ def execution_records(
         force = modes.get(gid) == "force"
         st = states.get(gid)
         if st is not None and st.done:
-            out[gid] = GroupRecord("done", "", force)
+            out[gid] = GroupRecord("done", "", force, WinnerKept.from_json(st.winner_kept))
         elif gid in reported and reported[gid][0] in ("skipped", "failed"):
             out[gid] = GroupRecord(reported[gid][0], reported[gid][1], force)
         elif st is not None and st.started:
@@ -494,15 +549,21 @@ class _GroupCheck:
         e = w.exif
         wid = w.id
         tol = self.plan.settings.gps_tolerance_m
+        kept = self.record.winner_kept if self.record is not None else WinnerKept()
 
         if c.latitude is not None and c.longitude is not None:
             want = f"{c.latitude:.6f}, {c.longitude:.6f}"
             if e.latitude is None or e.longitude is None:
-                self.add("anomaly", "gps", "GPS position not carried to the winner", wid, want, "none")
+                if kept.gps is not None:
+                    self._kept_gps(w, kept.gps, want)
+                else:
+                    self.add("anomaly", "gps", "GPS position not carried to the winner", wid, want, "none")
             else:
                 have = f"{e.latitude:.6f}, {e.longitude:.6f}"
                 d = haversine_m(c.latitude, c.longitude, e.latitude, e.longitude)
-                if d > tol:
+                if d > tol and kept.gps is not None:
+                    self._kept_gps(w, kept.gps, want)
+                elif d > tol:
                     self.add(
                         "anomaly", "gps",
                         f"GPS position is {format_distance(d)} from the planned one (tolerance {format_distance(tol)})",
@@ -511,12 +572,16 @@ class _GroupCheck:
 
         if c.date_time_original is not None:
             sev, msg = compare_date(c.date_time_original, e, self.plan.settings.time_tolerance_s)
-            if sev != "ok":
+            if sev == "anomaly" and kept.date is not None:
+                self._kept_date(w, kept.date, c.date_time_original)
+            elif sev != "ok":
                 self.add(sev, "date", msg, wid, c.date_time_original, describe_exif_date(e))
 
         if c.description is not None:
             have_d = (e.description or "").strip()
-            if have_d != c.description.strip():
+            if have_d != c.description.strip() and kept.description is not None:
+                self._kept_description(w, kept.description, c.description)
+            elif have_d != c.description.strip():
                 self.add("anomaly", "description", "description differs from the plan", wid, c.description, e.description or "")
 
         if w.isFavorite != c.is_favorite:
@@ -565,6 +630,78 @@ class _GroupCheck:
                 "note", "camera",
                 f"camera {c.camera_lost} exists only on a loser: Immich cannot write make/model",
                 wid, c.camera_lost, "",
+            )
+
+
+    # ------------------------------------------------------------------ values execute kept
+
+    _KEPT = "kept the winner's own edit made after analyze (execute did not overwrite it)"
+    _AGAIN = "changed again after execute kept the winner's own edit"
+
+    def _kept_gps(self, w: Asset, kept: tuple[float | None, float | None], want: str) -> None:
+        """The plan's GPS is not on the winner, but execute recorded keeping the winner's own."""
+        e = w.exif
+        tol = self.plan.settings.gps_tolerance_m
+        have = f"{e.latitude:.6f}, {e.longitude:.6f}" if e.latitude is not None and e.longitude is not None else "none"
+        klat, klon = kept
+        if klat is None or klon is None:
+            was, same = "none", have == "none"
+        else:
+            was = f"{klat:.6f}, {klon:.6f}"
+            same = (
+                e.latitude is not None
+                and e.longitude is not None
+                and haversine_m(klat, klon, e.latitude, e.longitude) <= tol
+            )
+        if same:
+            self.add("note", "gps", f"{self._KEPT}; the plan had {want}", w.id, was, have)
+        else:
+            self.add(
+                "anomaly", "gps", f"GPS {self._AGAIN}: now {have}, execute kept {was}, the plan says {want}",
+                w.id, was, have,
+            )
+
+    def _kept_date(self, w: Asset, kept: tuple[str | None, str | None], want: str) -> None:
+        """The plan's date is not on the winner, but execute recorded keeping the winner's own."""
+        e = w.exif
+        tol = self.plan.settings.time_tolerance_s
+        actual = describe_exif_date(e)
+        when, zone = kept
+        instant = _parse_iso(when) if when is not None else None
+        extra = ""
+        if instant is None:
+            was, same = "no capture date", e.dateTimeOriginal is None
+        else:
+            off = offset_minutes(zone, instant)
+            if off is None:
+                was = instant.strftime("%Y-%m-%dT%H:%M:%SZ") + f" (zone {zone or 'unknown'})"
+                same = (
+                    e.dateTimeOriginal is not None
+                    and abs((_utc(e.dateTimeOriginal) - instant).total_seconds()) <= max(tol, 1.0)
+                )
+            else:
+                was = _local(instant, off) + format_offset(off)
+                sev, msg = compare_date(was, e, tol)
+                same = sev != "anomaly"
+                extra = f"; {msg}" if sev == "note" else ""
+        if same:
+            self.add("note", "date", f"{self._KEPT}; the plan had {want}{extra}", w.id, was, actual)
+        else:
+            self.add(
+                "anomaly", "date", f"date {self._AGAIN}: now {actual}, execute kept {was}, the plan says {want}",
+                w.id, was, actual,
+            )
+
+    def _kept_description(self, w: Asset, kept: str, want: str) -> None:
+        """The plan's description is not on the winner, but execute recorded keeping the winner's own."""
+        have = w.exif.description or ""
+        if have.strip() == kept.strip():
+            self.add("note", "description", f"{self._KEPT}; the plan had {want!r}", w.id, kept, have)
+        else:
+            self.add(
+                "anomaly", "description",
+                f"description {self._AGAIN}: now {have!r}, execute kept {kept!r}, the plan says {want!r}",
+                w.id, kept, have,
             )
 
 
@@ -667,6 +804,7 @@ __all__ = [
     "Finding",
     "GroupRecord",
     "VerifyReport",
+    "WinnerKept",
     "WrongServer",
     "check_binding",
     "compare_date",
