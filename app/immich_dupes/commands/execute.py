@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -27,6 +29,7 @@ from immich_dupes.engine.execute import (
     ExecutePreview,
     ExecuteRefused,
     ExecuteReport,
+    check_binding,
     execute,
     preflight,
 )
@@ -62,8 +65,11 @@ def describe_report(rep: ExecuteReport, max_ids: int = 10) -> str:
         if o.status == "failed":
             lines.append(f"FAILED  {o.duplicate_id}: {o.reason}")
     by_reason: dict[str, list[str]] = {}
+    quiet = {"the plan says skip", "done in an earlier run"}
+    if rep.stopped:
+        quiet.add(rep.stopped_reason)  # counted once in the stop message
     for o in rep.outcomes:
-        if o.status == "skipped" and o.reason not in ("the plan says skip", "done in an earlier run"):
+        if o.status == "skipped" and o.reason not in quiet:
             by_reason.setdefault(o.reason, []).append(o.duplicate_id)
     for reason, ids in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
         if len(ids) <= max_ids:
@@ -122,18 +128,22 @@ async def run_execute(
         installed = False
         sys.stderr.write("\nimmich-dupes: stopping after the current step (Ctrl-C again to abort)\n")
 
+    question = (
+        "Permanently delete the losers after backing them up?"
+        if options.force
+        else "Back up the losers and move them to the trash?"
+    )
     async with make_client(args, transport) as client:
         pv = preflight(plan, options, client.base_url)
+        if not options.dry_run and not args.yes and not sys.stdin.isatty():
+            confirm(question, False)  # nothing to ask on: refused (exit 2) before any request
+        # Server, user and key before the preview: nobody is asked to confirm a run that the
+        # server binding then refuses (a dry run too). Read-only requests only.
+        await check_binding(client, plan, options)
         sys.stderr.write(describe_preview(pv, options.dry_run) + "\n")
-        if not options.dry_run:
-            question = (
-                "Permanently delete the losers after backing them up?"
-                if options.force
-                else "Back up the losers and move them to the trash?"
-            )
-            if not confirm(question, bool(args.yes)):
-                sys.stderr.write("immich-dupes: nothing done\n")
-                return EXIT_FAILED
+        if not options.dry_run and not confirm(question, bool(args.yes)):
+            sys.stderr.write("immich-dupes: nothing done\n")
+            return EXIT_FAILED
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, on_sigint)
             installed = True
@@ -148,9 +158,11 @@ async def run_execute(
         for line in rep.planned_requests:
             print(terminal_safe(line))
     print(terminal_safe(describe_report(rep)))
+    if rep.stopped:
+        sys.stderr.write(f"immich-dupes: {terminal_safe(rep.stopped)}\n")
     if interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if rep.failed else EXIT_OK
+    return EXIT_FAILED if rep.failed or rep.stopped else EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,8 +175,12 @@ def run(args: argparse.Namespace) -> int:
             code[0] = EXIT_USAGE
         except OSError as e:  # the backup disk filled up (or failed) mid-run: one line, not a traceback
             where = f": {e.filename}" if e.filename else ""
+            room = ""
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                with contextlib.suppress(OSError):
+                    room = f", {human_bytes(shutil.disk_usage(args.backup_dir).free)} free"
             sys.stderr.write(
-                f"immich-dupes: error: cannot write to the backup directory ({e.strerror or e}{where}); "
+                f"immich-dupes: error: cannot write to the backup directory ({e.strerror or e}{where}{room}); "
                 "execute stopped there: make room and run the same command again to finish\n"
             )
             code[0] = EXIT_FAILED

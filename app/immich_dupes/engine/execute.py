@@ -13,12 +13,17 @@ The invariants (DESIGN §8) this module keeps, in the order it acts per group:
 6. The API key is never written anywhere (it lives only inside the client).
 7. Requests are batched across groups (albums, tags, deletes, membership clears) and run
    concurrently within the client's ``--concurrent`` and ``--rate-limit``.
+8. A write into the backup folder that fails for lack of space (ENOSPC, EDQUOT), or because
+   the folder cannot be written (EACCES, EPERM, EROFS), stops the run: no group starts after
+   it, the groups under way finish or stop before trashing anything, and the report says it
+   once (``ExecuteReport.stopped``); the same command resumes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import glob
 import hashlib
@@ -58,7 +63,7 @@ from immich_dupes.engine.backup import (
 from immich_dupes.engine.events import Event, Reporter, ignore
 from immich_dupes.engine.journal import read_entries
 from immich_dupes.engine.sanitize import sanitize_file_name
-from immich_dupes.immich.client import ImmichClient, normalize_base_url
+from immich_dupes.immich.client import ImmichClient, ServerInfo, normalize_base_url
 from immich_dupes.immich.errors import (
     ConnectionFailed,
     ImmichError,
@@ -79,6 +84,10 @@ DOWNLOAD_ATTEMPTS = 3
 DISK_MARGIN_BYTES = 50 * 1024 * 1024
 DISK_MARGIN_FRACTION = 0.05
 _SINGLE_ONLY = ("latitude", "longitude", "dateTimeOriginal", "description", "livePhotoVideoId")
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""A write into the backup folder failed for lack of space: every later group would fail the same way."""
+UNWRITABLE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+"""The backup folder cannot be written at all (permissions, read-only mount): the same for every group."""
 
 
 class ExecuteRefused(ValueError):
@@ -150,6 +159,11 @@ class ExecuteReport:
     planned_requests: list[str] = field(default_factory=list)
     dry_run: bool = False
     force: bool = False
+    stopped: str | None = None
+    """Why the run stopped starting groups early (the backup disk filled up): one message for
+    the whole run, with what was done and what to do; None when it ran to the end."""
+    stopped_reason: str = ""
+    """The reason given to each group that the stop left for the next run (when ``stopped``)."""
 
     def _count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -191,6 +205,7 @@ class ExecuteReport:
             },
             "groups": [o.to_json() for o in self.outcomes],
             "planned_requests": self.planned_requests,
+            "stopped": self.stopped,
         }
 
 
@@ -317,11 +332,8 @@ def preflight(
     Checks: the plan's server, unreviewed groups, the backup directory (usable, empty or a
     backup of this very plan), and free disk space for the backups still to take.
     """
-    if base_url is not None and not same_server(plan.server_url, base_url):
-        raise ExecuteRefused(
-            f"this plan was made for {plan.server_url}, not {base_url}; "
-            "run analyze against this server to make a plan for it"
-        )
+    if base_url is not None:
+        _refuse_other_server(plan, base_url)
     pv = preview(plan, options)
     if pv.unreviewed and not options.skip_review:
         raise ExecuteRefused(
@@ -359,6 +371,14 @@ def preflight(
                 f"need about {human_size(need)} (losers plus a margin), {human_size(free)} free"
             )
     return pv
+
+
+def _refuse_other_server(plan: Plan, base_url: str) -> None:
+    if not same_server(plan.server_url, base_url):
+        raise ExecuteRefused(
+            f"this plan was made for {plan.server_url}, not {base_url}; "
+            "run analyze against this server to make a plan for it"
+        )
 
 
 def mode_conflict(entries: Iterable[dict[str, Any]], force: bool) -> str | None:
@@ -534,6 +554,39 @@ class _Spool:
 # --------------------------------------------------------------------------- per-group work
 
 
+class _Stopped(Exception):
+    """A group's backup meets a run that has stopped (another group found the disk full)."""
+
+
+@dataclass
+class _Stop:
+    """Why the run starts no more groups: a write into the backup folder failed in a way every
+    later group would meet too (a full disk, a folder that cannot be written)."""
+
+    error: OSError
+    group_id: str
+    """The group whose write failed first ("" when it was the journal): the one reported failed."""
+
+    @property
+    def disk_full(self) -> bool:
+        return self.error.errno in DISK_FULL_ERRNOS
+
+    @property
+    def what(self) -> str:
+        return "the backup disk is full" if self.disk_full else "the backup folder cannot be written"
+
+    @property
+    def group_reason(self) -> str:
+        return f"stopped before this group finished: {self.what}; run again to resume"
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(_existing_ancestor(path)).free
+    except OSError:
+        return None
+
+
 @dataclass
 class _Work:
     g: GroupPlan
@@ -619,6 +672,10 @@ class _Runner:
         self.outcomes: dict[str, GroupOutcome] = {}
         self.rechecked = 0
         self.bytes_reused = 0
+        self.stop: _Stop | None = None
+        self.download_gate = asyncio.Semaphore(max(1, client.concurrency))
+        """Downloads start only through this gate, which checks for a stop once a slot is free:
+        the groups queued behind a full disk never send their request."""
 
     # ------------------------------------------------------------------ helpers
 
@@ -630,6 +687,29 @@ class _Runner:
 
     def emit(self, phase: str, message: str = "", **kw: Any) -> None:
         self.report(Event(phase, message, **kw))
+
+    def stop_on(self, e: OSError, gid: str) -> bool:
+        """Whether ``e``, a failed write into the backup folder, stops the run (the first is kept).
+
+        A full disk (ENOSPC, EDQUOT) or a folder that cannot be written (EACCES, EPERM, EROFS)
+        would fail every later group the same way: no group starts after it; the groups under
+        way finish, or stop before anything of theirs is trashed.
+        """
+        if e.errno not in DISK_FULL_ERRNOS | UNWRITABLE_ERRNOS:
+            return False
+        if self.stop is None:
+            self.stop = _Stop(e, gid)
+            self.emit("backup", f"{self.stop.what}: no more groups are started; "
+                      "those under way finish or stop before trashing anything", level="warning")
+        return True
+
+    def stopped_by_another(self, e: OSError, gid: str) -> bool:
+        """Note ``e`` (see stop_on); True when another group had already stopped the run, so
+        this one is left for the next run (skipped) rather than reported failed a second time."""
+        return self.stop_on(e, gid) and self.stop is not None and self.stop.group_id != gid
+
+    def stopped_reason(self) -> str | None:
+        return self.stop.group_reason if self.stop is not None else None
 
     def progress(self, message: str = "") -> None:
         self.emit(
@@ -816,24 +896,32 @@ class _Runner:
     # ------------------------------------------------------------------ backup
 
     async def backup_group(self, w: _Work) -> None:
-        for i in w.to_trash:
-            if self.cancel.is_set():
-                w.fail("cancelled before the backup finished; run again to resume", cancelled=True)
-                return
-            a = w.current[i]
-            got = await self.backup_asset(w, a, w.raw.get(i), video_of=None)
-            if isinstance(got, str):
-                w.fail(got)
-                return
-            w.backups[i] = got
-            vid = a.livePhotoVideoId
-            if vid:
-                vgot = await self.backup_video(w, i, vid)
-                if isinstance(vgot, str):
-                    w.fail(vgot)
+        try:
+            for i in w.to_trash:
+                if self.cancel.is_set():
+                    w.fail("cancelled before the backup finished; run again to resume", cancelled=True)
                     return
-                if vgot is not None:
-                    w.backups[vid] = vgot
+                if self.stop is not None:
+                    raise _Stopped
+                a = w.current[i]
+                got = await self.backup_asset(w, a, w.raw.get(i), video_of=None)
+                if isinstance(got, str):
+                    w.fail(got)
+                    return
+                w.backups[i] = got
+                vid = a.livePhotoVideoId
+                if vid:
+                    vgot = await self.backup_video(w, i, vid)
+                    if isinstance(vgot, str):
+                        w.fail(vgot)
+                        return
+                    if vgot is not None:
+                        w.backups[vid] = vgot
+        except _Stopped:
+            # The backups it took are kept (and journaled): the next run reuses them.
+            assert self.stop is not None
+            w.fail(self.stop.group_reason, cancelled=True)
+            return
         # Losers trashed in an earlier run: their backups are on record in the journal.
         for i in w.already_trashed:
             b = w.st.backed_up.get(i)
@@ -892,7 +980,13 @@ class _Runner:
             self._count_backup(0, video_of is None)
             return _Backed(a.id, rel, expected or 0, a.checksum, video_of)
         assert self.store is not None
-        self.store.group_dir(gid, create=True)
+        try:
+            self.store.group_dir(gid, create=True)
+        except OSError as e:
+            if self.stopped_by_another(e, gid):
+                raise _Stopped from None
+            return (f"backup of {label} failed: its folder could not be created ({e.strerror or e}); "
+                    "nothing in this group was trashed")
         try:
             dest = self.store.asset_path(gid, a.id, a.originalFileName or a.id)
         except BackupError as e:
@@ -914,6 +1008,7 @@ class _Runner:
         part = dest.with_name(f"{dest.name}.{os.getpid()}-{secrets.token_hex(4)}{PART_SUFFIX}")
         problem = ""
         got = 0
+        stopped = False
 
         def on_bytes(n: int) -> None:
             nonlocal got
@@ -927,7 +1022,12 @@ class _Runner:
             self.bytes_backed_up -= got
             got = 0
             try:
-                size, sha1 = await self.client.download_original(a.id, part, expected_size=expected, on_bytes=on_bytes)
+                async with self.download_gate:
+                    if self.stop is not None:
+                        stopped = True
+                        break
+                    size, sha1 = await self.client.download_original(
+                        a.id, part, expected_size=expected, on_bytes=on_bytes)
             except IntegrityError as e:
                 problem = f"the download was incomplete ({e.message})"
                 continue
@@ -936,6 +1036,7 @@ class _Runner:
                 break
             except OSError as e:
                 problem = f"the backup could not be written ({e.strerror or e})"
+                stopped = self.stopped_by_another(e, gid)
                 break
             if not external and a.checksum and sha1 != a.checksum:
                 problem = "the downloaded bytes do not match the server's checksum (SHA-1)"
@@ -947,12 +1048,15 @@ class _Runner:
                 os.replace(part, dest)
             except OSError as e:
                 problem = f"the backup could not be renamed into place ({e.strerror or e})"
+                stopped = self.stopped_by_another(e, gid)
                 break
             self._count_backup(0, video_of is None)
             return _Backed(a.id, rel, size, sha1, video_of)
         self.bytes_backed_up -= got
         with contextlib.suppress(OSError):
             part.unlink()
+        if stopped:
+            raise _Stopped
         return f"backup of {label} failed: {problem}; nothing in this group was trashed"
 
     def journal_backups(self, works: Sequence[_Work]) -> None:
@@ -1033,7 +1137,13 @@ class _Runner:
                 m = self.build_manifest(w)
                 if not self.dry and self.store is not None:
                     await asyncio.to_thread(self.store.write_manifest, m)
-            except (OSError, BackupError, ValidationError) as e:
+            except OSError as e:
+                if self.stopped_by_another(e, w.g.duplicate_id):
+                    assert self.stop is not None
+                    w.fail(self.stop.group_reason, cancelled=True)
+                else:
+                    w.fail(f"could not write the manifest ({e}); nothing trashed")
+            except (BackupError, ValidationError) as e:
                 w.fail(f"could not write the manifest ({e}); nothing trashed")
 
         await asyncio.gather(*(one(w) for w in todo))
@@ -1329,6 +1439,8 @@ class _Runner:
         try:
             await asyncio.to_thread(store.write_manifest, self.build_manifest(w))
         except (OSError, BackupError, ValidationError) as e:
+            if isinstance(e, OSError):
+                self.stop_on(e, gid)
             return f"the group's manifest was missing and could not be written again ({e})"
         self.emit("manifest", f"{w.name}: the manifest was missing; written again",
                   group_id=gid, level="warning")
@@ -1562,16 +1674,18 @@ async def _pipelined(
     act: Callable[[Sequence[GroupPlan]], Awaitable[None]],
     cancel: asyncio.Event,
     outcomes: dict[str, GroupOutcome],
+    stopped: Callable[[], str | None] = lambda: None,
 ) -> None:
-    """Run the batches in order, at most PIPELINE at a time; none starts after a cancel."""
+    """Run the batches in order, at most PIPELINE at a time; none starts after a cancel or a
+    stop (``stopped()``: the reason each group not started is given, or None)."""
     gate = asyncio.Semaphore(PIPELINE)
 
     async def one(batch: Sequence[GroupPlan]) -> None:
         async with gate:
-            if cancel.is_set():
+            why = "cancelled before this group started; run again to resume" if cancel.is_set() else stopped()
+            if why is not None:
                 for g in batch:
-                    outcomes.setdefault(g.duplicate_id, GroupOutcome(
-                        g.duplicate_id, "skipped", "cancelled before this group started; run again to resume"))
+                    outcomes.setdefault(g.duplicate_id, GroupOutcome(g.duplicate_id, "skipped", why))
                 return
             await act(batch)
 
@@ -1585,6 +1699,43 @@ async def _pipelined(
 
 
 # --------------------------------------------------------------------------- entry point
+
+
+async def check_binding(
+    client: ImmichClient,
+    plan: Plan,
+    options: ExecuteOptions,
+    report: Reporter = ignore,
+) -> ServerInfo:
+    """The refusals that need the server, with read-only requests only: call it before showing
+    a preview or asking for a confirmation, so nobody confirms a run that is then refused.
+
+    Connects (version, the key's permissions, the user) unless the client is connected
+    already, then raises ExecuteRefused for a plan of another server or another user, and
+    PermissionMissing when the key lacks a permission this run needs. A plan of another server
+    is refused before any request. ``execute`` calls it again (no request when connected).
+    """
+    _refuse_other_server(plan, client.base_url)
+    needed = needed_permissions(plan, options)
+    report(Event("connect", "checking the server, user and API key permissions"))
+    if client.info is None:
+        info = await client.connect(needed)
+    else:
+        info = client.info
+        missing = info.missing(needed)
+        if missing:
+            raise PermissionMissing(
+                "the API key lacks permission: " + ", ".join(missing)
+                + " (edit the key in Immich: Account Settings → API Keys)",
+                permission=missing[0],
+                status=403,
+            )
+    if info.user.id != plan.user_id:
+        raise ExecuteRefused(
+            f"this plan was made for another user ({plan.user_email or plan.user_id}); "
+            f"the API key belongs to {info.user.email or info.user.id}"
+        )
+    return info
 
 
 async def execute(
@@ -1606,26 +1757,7 @@ async def execute(
     requests_before = client.stats.total
     header = _header(plan)
     preflight(plan, options, client.base_url, header)
-
-    needed = needed_permissions(plan, options)
-    report(Event("connect", "checking the server, user and API key permissions"))
-    if client.info is None:
-        info = await client.connect(needed)
-    else:
-        info = client.info
-        missing = info.missing(needed)
-        if missing:
-            raise PermissionMissing(
-                "the API key lacks permission: " + ", ".join(missing)
-                + " (edit the key in Immich: Account Settings → API Keys)",
-                permission=missing[0],
-                status=403,
-            )
-    if info.user.id != plan.user_id:
-        raise ExecuteRefused(
-            f"this plan was made for another user ({plan.user_email or plan.user_id}); "
-            f"the API key belongs to {info.user.email or info.user.id}"
-        )
+    await check_binding(client, plan, options, report)
 
     store: BackupStore | None
     with contextlib.ExitStack() as held:
@@ -1713,15 +1845,29 @@ async def _execute_locked(
         if wanted:
             await runner.fetch_fresh(wanted, need_albums=bool(resolve))
         size = max(1, options.batch_size)
-        for groups, act in ((resolve, runner.resolve_batch), (dismiss, runner.dismiss_batch),
-                            (stack, runner.stack_batch)):
-            await _pipelined(list(_chunks(groups, size)), act, cancel, runner.outcomes)
+        try:
+            for groups, act in ((resolve, runner.resolve_batch), (dismiss, runner.dismiss_batch),
+                                (stack, runner.stack_batch)):
+                await _pipelined(list(_chunks(groups, size)), act, cancel, runner.outcomes,
+                                 runner.stopped_reason)
+        except OSError as e:
+            # The journal could not be written (the disk filled up under it): nothing more can
+            # be recorded, so nothing more is done. The groups under way were interrupted at
+            # a journaled step; the next run resumes them.
+            if not runner.stop_on(e, ""):
+                raise
     finally:
         runner.spool.close()
         if store is not None:
             store.journal.close()
 
-    outcomes = [runner.outcomes.get(g.duplicate_id) or GroupOutcome(g.duplicate_id, "skipped", "not reached")
+    stop = runner.stop
+    if stop is not None:
+        for o in runner.outcomes.values():
+            if o.status == "skipped" and not o.reason:  # under way when the journal failed
+                o.reason = stop.group_reason
+    not_reached = stop.group_reason if stop is not None else "not reached"
+    outcomes = [runner.outcomes.get(g.duplicate_id) or GroupOutcome(g.duplicate_id, "skipped", not_reached)
                 for g in plan.groups]
     rep = ExecuteReport(
         outcomes=outcomes,
@@ -1732,6 +1878,9 @@ async def _execute_locked(
         dry_run=options.dry_run,
         force=options.force,
     )
+    if stop is not None:
+        rep.stopped_reason = stop.group_reason
+        rep.stopped = _stop_message(stop, rep, options.backup_dir)
     if store is not None and not options.dry_run:
         body = rep.to_json()
         body.update(
@@ -1741,10 +1890,35 @@ async def _execute_locked(
             plan_sha256=header.plan_sha256,
             tool_version=__version__,
         )
-        rep.report_path = store.write_report(body)
+        try:
+            rep.report_path = store.write_report(body)
+        except OSError:
+            if stop is None:
+                raise
+            # The disk that stopped the run has no room for the report either; the journal
+            # holds every step, and the message says what was done.
     report(Event("finished", f"{rep.done} done, {rep.skipped} skipped, {rep.failed} failed",
                  done=runner.groups_finished, total=runner.groups_total))
     return rep
+
+
+def _stop_message(stop: _Stop, rep: ExecuteReport, backup_dir: Path) -> str:
+    """The one message of a stopped run: why, what was done, what is left, what to do."""
+    why = stop.error.strerror or str(stop.error)
+    if stop.disk_full:
+        free = _free_bytes(backup_dir)
+        room = f", {human_size(free)} free" if free is not None else ""
+        what = f"the backup disk is full ({why}{room} in {backup_dir})"
+        todo = "Free some space there"
+    else:
+        what = f"the backup folder {backup_dir} cannot be written ({why})"
+        todo = "Fix that"
+    left = sum(1 for o in rep.outcomes
+               if o.status == "failed" or (o.status == "skipped" and o.reason == stop.group_reason))
+    return (
+        f"execute stopped early: {what}; {rep.done} group(s) done, {left} left for the next run. "
+        f"{todo} and run the same command again: it resumes where this run stopped"
+    )
 
 
 __all__ = [
@@ -1753,6 +1927,7 @@ __all__ = [
     "ExecuteRefused",
     "ExecuteReport",
     "GroupOutcome",
+    "check_binding",
     "execute",
     "needed_permissions",
     "plan_sha256",
