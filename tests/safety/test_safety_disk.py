@@ -177,7 +177,7 @@ def test_disk_full_mid_run_stops_cleanly_and_a_rerun_finishes(
 
 def test_a_full_download_fails_only_the_group_in_flight(tmp_path: Path, full_disk: Any) -> None:
     """With room for some backups, those groups are done; the one that hit the full disk is
-    failed with the reason, its losers untouched; the rest fail the same way, none trashed."""
+    failed with the reason, its losers untouched; the rest are left for the next run, none trashed."""
     fake = FakeImmich(library="sample")
     before = capture(fake)
     backup = tmp_path / "backup"
