@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from immich_dupes.fake import FakeImmich, FakeServer
@@ -122,3 +123,17 @@ async def test_over_a_real_socket_a_start_counts_from_when_its_headers_left() ->
             after = len(fake.request_log)
     assert after == before + 1
     assert marked_with_log == [before]  # marked while the server was still on it
+
+
+async def test_a_request_that_fails_before_it_leaves_does_not_hold_the_window() -> None:
+    """A start that is never marked would keep every later request waiting forever."""
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, json={"res": "pong"}))
+    async with ImmichClient("http://immich.test", "k" * 32, rate_limit=1, transport=transport) as c:
+        with pytest.raises(TypeError):
+            await c.request("GET", "/server/ping", headers=[("a", "b")])
+        # The next one waits for the window (about a second), not forever.
+        assert await asyncio.wait_for(c.request("GET", "/server/ping"), timeout=30) == {"res": "pong"}
+
+
+def test_an_absurd_rate_is_no_limit_rather_than_a_crash() -> None:
+    RateLimiter(1e20)  # was OverflowError from the window's deque

@@ -3,9 +3,9 @@
 Built like httpx itself: one object, explicit timeouts, a transport you can swap (the fake
 Immich's in-process transport in tests), and one exception family (``errors``).
 
-Rate limit and concurrency are real: every request start waits for a slot in a strictly
-spaced schedule (never more than ``rate_limit`` starts in any second) and holds one of
-``concurrency`` permits until its body is consumed.
+Rate limit and concurrency are real: every request holds one of ``concurrency`` permits until
+its body is consumed, and its start waits for a place in a sliding window (never more than
+``rate_limit`` starts in any second as the server sees them; a burst up to that is allowed).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class RateLimiter:
     ) -> None:
         if not rate > 0:
             raise ValueError("rate limit must be a positive number of requests per second")
-        self._k = max(1, int(rate))
+        self._k = max(1, min(int(rate), 100_000))  # beyond that: no limit to speak of
         self.window = max(1.0, self._k / rate) * self.MARGIN
         self._starts: deque[_Start] = deque(maxlen=self._k)
         self._lock = asyncio.Lock()
@@ -316,33 +316,16 @@ class ImmichClient:
             # request really leaves, not a moment before a wait for a free connection.
             async with self._sem:
                 start = await self.rate.wait()
-
-                async def trace(event: str, info: dict[str, Any], start: _Start = start) -> None:
-                    if event.endswith("send_request_headers.complete"):
-                        self.rate.started(start)
-
-                hdrs = {"x-api-key": self._key, **(headers or {})}
-                req_kw: dict[str, Any] = {
-                    "params": params,
-                    "headers": hdrs,
-                    "extensions": {"trace": trace},
-                }
-                if json_body is not None:
-                    req_kw["json"] = json_body
-                if content is not None:
-                    req_kw["content"] = content
-                if files is not None:
-                    req_kw["files"] = files
-                if data is not None:
-                    req_kw["data"] = data
-                if http_timeout is not None:
-                    req_kw["timeout"] = http_timeout
                 try:
                     try:
-                        request = self._http.build_request(method, self._url(path), **req_kw)
-                        response = await self._http.send(request, stream=True)
+                        response = await self._send(
+                            start, method, path, params, headers, json_body, content, files, data,
+                            http_timeout,
+                        )
                     finally:
-                        # Transports without the trace hook (in-process ones) and failures.
+                        # Every start is marked, whatever happened: a start never marked would
+                        # hold every later request at the window forever. (Transports without
+                        # the trace hook, in-process ones, are marked here on return.)
                         self.rate.started(start)
                 except httpx.HTTPError as e:
                     # Every httpx failure becomes our error type with our own words: str(e) of
@@ -381,6 +364,43 @@ class ImmichClient:
                     finally:
                         await response.aclose()
             await self._backoff(attempt - 1, retry_response)
+
+    async def _send(
+        self,
+        start: _Start,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        headers: dict[str, str] | None,
+        json_body: Any,
+        content: bytes | AsyncIterable[bytes] | None,
+        files: Any,
+        data: dict[str, Any] | None,
+        http_timeout: httpx.Timeout | None,
+    ) -> httpx.Response:
+        """Build and send one attempt; its start is marked once its headers have left."""
+
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            if event.endswith("send_request_headers.complete"):
+                self.rate.started(start)
+
+        req_kw: dict[str, Any] = {
+            "params": params,
+            "headers": {"x-api-key": self._key, **(headers or {})},
+            "extensions": {"trace": trace},
+        }
+        if json_body is not None:
+            req_kw["json"] = json_body
+        if content is not None:
+            req_kw["content"] = content
+        if files is not None:
+            req_kw["files"] = files
+        if data is not None:
+            req_kw["data"] = data
+        if http_timeout is not None:
+            req_kw["timeout"] = http_timeout
+        request = self._http.build_request(method, self._url(path), **req_kw)
+        return await self._http.send(request, stream=True)
 
     async def request(self, method: str, path: str, **kw: Any) -> Any:
         """Send, read the whole body, return parsed JSON (None for an empty body).
