@@ -202,6 +202,21 @@ def test_execute_summary_lists_failures() -> None:
     assert "g2: backup checksum mismatch" in text
 
 
+def test_execute_summary_says_why_the_run_stopped() -> None:
+    why = "stopped before this group finished: the backup disk is full; run again to resume"
+    rep = ExecuteReport(outcomes=[
+        GroupOutcome("g1", "done", trashed=["a"]),
+        GroupOutcome("g2", "skipped", why),
+        GroupOutcome("g3", "skipped", why),
+    ], requests=5, bytes_backed_up=1_000, seconds=0.5)
+    rep.stopped = "execute stopped early: the backup disk is full (…); 1 group(s) done, 2 left"
+    rep.stopped_reason = why
+    text = summarize_execute(rep).plain
+    assert text.startswith("Execute stopped early")
+    assert "the backup disk is full (…); 1 group(s) done, 2 left" in text
+    assert "skipped 2" not in text  # said once, in the stop message
+
+
 # ---------------------------------------------------------------------- thumbnails
 
 

@@ -61,10 +61,17 @@ def summarize_execute(rep: ExecuteReport) -> Content:
     counts = Counter(o.status for o in rep.outcomes)
     trashed = sum(len(o.trashed) for o in rep.outcomes if o.status == "done")
     gone = "deleted permanently" if rep.force else "moved to the trash"
+    if rep.stopped:
+        headline = "Execute stopped early"
+    elif rep.failed:
+        headline = f"Execute finished: {rep.failed} groups failed"
+    else:
+        headline = "Execute finished"
     lines: list[Content] = [Content.styled(
-        "Execute finished" if not rep.failed else f"Execute finished: {rep.failed} groups failed",
-        "bold $success" if not rep.failed else "bold $error",
+        headline, "bold $error" if rep.failed or rep.stopped else "bold $success"
     )]
+    if rep.stopped:
+        lines.append(Content.styled(rep.stopped, "$error"))
     lines.append(Content(
         f"{counts.get('done', 0)} groups done, {counts.get('skipped', 0)} skipped, "
         f"{counts.get('failed', 0)} failed · {trashed} copies {gone}"
@@ -79,7 +86,8 @@ def summarize_execute(rep: ExecuteReport) -> Content:
         lines.append(Content.styled(f"  ✗ {o.duplicate_id}: {o.reason}", "$error"))
     if len(failed) > LIST_LIMIT:
         lines.append(Content(f"  … and {len(failed) - LIST_LIMIT} more (see the report)"))
-    skipped = [o for o in rep.outcomes if o.status == "skipped" and o.reason != "the plan says skip"]
+    quiet = {"the plan says skip", rep.stopped_reason} if rep.stopped else {"the plan says skip"}
+    skipped = [o for o in rep.outcomes if o.status == "skipped" and o.reason not in quiet]
     reasons = Counter(o.reason for o in skipped)
     for reason, n in reasons.most_common(5):
         lines.append(Content.styled(f"  skipped {n}: {reason}", "$text-muted"))
