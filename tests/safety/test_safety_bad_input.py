@@ -430,7 +430,8 @@ def _other_user(tmp: Path, backup: Path) -> Path:
 
 
 def _other_plan(tmp: Path, backup: Path) -> Path:
-    _edit_header(backup, plan_sha256="0" * 64)
+    # A folder is bound to one analysis (the plan's created_at), not to one plan's bytes.
+    _edit_header(backup, plan_sha256="0" * 64, analysis_created_at="2001-01-01T00:00:00Z")
     return backup
 
 

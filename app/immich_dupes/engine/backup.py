@@ -2,7 +2,7 @@
 
 Layout under the backup directory (directories 0700, files 0600)::
 
-    immich-dupes-backup.json          header: format, server_url, user_id, plan_sha256, ...
+    immich-dupes-backup.json          header: format, server_url, user_id, analysis_created_at, ...
     journal.jsonl                     execute's durable step log (engine/journal.py)
     groups/<duplicate_id>/manifest.json                 GroupManifest (atomic write)
     groups/<duplicate_id>/<asset_id>-<sanitized name>   the original bytes
@@ -10,6 +10,12 @@ Layout under the backup directory (directories 0700, files 0600)::
 
 A manifest carries a SHA-256 of its own content (``integrity``), so a hand-edited or
 damaged manifest is refused by restore instead of silently restoring the wrong thing.
+
+A backup directory belongs to one *analysis* (the plan's server, user and ``created_at``, which
+review never changes): the runs of every reviewed version of that plan share it, and execute
+binds each group to the version of it that it started (in the journal). A header written
+before ``analysis_created_at`` existed binds the directory to one plan's exact content
+(``plan_sha256``), as it always did.
 """
 
 from __future__ import annotations
@@ -132,8 +138,15 @@ class BackupHeader(_Model):
     server_url: str
     user_id: str
     plan_sha256: str
+    """SHA-256 of the whole plan of the run that created the directory. It binds the directory
+    only when ``analysis_created_at`` is missing (a header of an older immich-dupes)."""
     created_at: datetime
+    """When the directory was created."""
     tool_version: str = ""
+    analysis_created_at: datetime | None = None
+    """The plan's ``created_at``: with server and user, the analysis this directory belongs to.
+    Review edits a plan but never this, so every reviewed version of the plan may use the
+    directory; a plan of another analysis may not. None in headers of older versions."""
 
 
 class ManifestAlbum(_Model):
@@ -239,7 +252,11 @@ class BackupStore:
     def check_usable(path: Path, header: BackupHeader) -> bool:
         """Raise BackupError unless ``path`` can hold this plan's backup; True if it already does.
 
-        Reads only; creates nothing (a dry run calls this too).
+        A directory holds the backup of one analysis: any reviewed version of that plan may use
+        it (execute then checks each group against the version that started it). A header
+        without ``analysis_created_at`` (older versions), or a ``header`` without it, binds the
+        directory to the exact plan (``plan_sha256``). Reads only; creates nothing (a dry run
+        calls this too).
         """
         if path.exists() and not path.is_dir():
             raise BackupError(f"backup directory {path} is a file, not a directory")
@@ -272,10 +289,18 @@ class BackupStore:
             raise BackupError(
                 f"backup directory {path} holds a backup of another user's library; use a new folder"
             )
-        if existing.plan_sha256 != header.plan_sha256:
+        if existing.analysis_created_at is None or header.analysis_created_at is None:
+            # A directory of an older immich-dupes: bound to one plan's exact content.
+            if existing.plan_sha256 != header.plan_sha256:
+                raise BackupError(
+                    f"backup directory {path} holds the backup of a different plan; "
+                    "resume only with the same plan file, or use a new folder for this plan"
+                )
+        elif existing.analysis_created_at != header.analysis_created_at:
             raise BackupError(
-                f"backup directory {path} holds the backup of a different plan; "
-                "resume only with the same plan file, or use a new folder for this plan"
+                f"backup directory {path} holds the backup of a different plan, from another "
+                f"analysis (made {_when(existing.analysis_created_at)}; this plan's was made "
+                f"{_when(header.analysis_created_at)}); use a new folder for a new analysis"
             )
         return True
 
@@ -391,6 +416,13 @@ class BackupStore:
         p = self.root / name
         atomic_write_text(p, json.dumps(data, indent=1, ensure_ascii=False))
         return p
+
+
+def _when(d: datetime) -> str:
+    """An analysis time as a person reads it: ``2024-05-01 10:00:00 UTC``."""
+    if d.tzinfo is not None:
+        return d.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return d.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _existing_ancestor(path: Path) -> Path | None:

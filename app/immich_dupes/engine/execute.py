@@ -8,7 +8,12 @@ The invariants (DESIGN §8) this module keeps, in the order it acts per group:
    and (for uploaded assets) its SHA-1 equals the server's checksum; its live-photo video too.
 3. External-library losers are trashed only when a person allowed it in review.
 4. Every step is journaled (append + fsync) before the next; a re-run with the same plan and
-   backup directory resumes and repeats nothing that completed.
+   backup directory resumes and repeats nothing that completed. A backup directory belongs to
+   one analysis: a reviewed (edited) version of the plan may run into it too. Each group is
+   bound to the version of it that execute started (``group_sha256``, journaled before its
+   first step): a group done before is never done again, and a group an earlier run carried
+   out in part with another version is left alone (``_State.committed``), so one group never
+   gets two decisions.
 5. The manifest holds each loser's full asset JSON, albums and tags for restore.
 6. The API key is never written anywhere (it lives only inside the client).
 7. Requests are batched across groups (albums, tags, deletes, membership clears) and run
@@ -213,8 +218,10 @@ class ExecuteReport:
 
 
 def plan_sha256(plan: Plan) -> str:
-    """Binds a backup directory to one plan: the same plan always hashes the same.
+    """The whole plan's hash: the same plan always hashes the same.
 
+    Written in the backup header and each run's report. It binds a backup directory only when
+    the header is an older one without ``analysis_created_at`` (see BackupStore.check_usable).
     Hashed group by group, so a plan of 80,000 groups is never one giant string in memory.
     """
     h = hashlib.sha256(plan.model_dump_json(exclude={"groups"}).encode("utf-8"))
@@ -222,6 +229,33 @@ def plan_sha256(plan: Plan) -> str:
         h.update(b"\n")
         h.update(g.model_dump_json().encode("utf-8"))
     return h.hexdigest()
+
+
+GROUP_VERSION_EXCLUDES = frozenset({"reviewed"})
+"""Left out of a group's version: a person confirming a decision as it stands ("accept",
+"accept all safe") does not change what execute does with the group."""
+
+EARLIER_VERSION_DONE = (
+    "done in an earlier run with another version of this group (the plan was edited since); "
+    "those edits were not applied: a done group is never done again (restore brings back what "
+    "it trashed; redo it from a new analysis, into a new backup folder)"
+)
+OTHER_VERSION_STARTED = (
+    "an earlier run started this group with another version of it (the plan was edited since) "
+    "and did not finish it; nothing was done to it now, so that one group never gets two "
+    "decisions: run execute with the plan version that started it, or restore this backup "
+    "(everything backed up for it is kept)"
+)
+
+
+def group_sha256(g: GroupPlan) -> str:
+    """A group's version: SHA-256 of its JSON as in the plan file (``reviewed`` left out).
+
+    Journaled when execute starts the group (``group_begin``); a later run of an edited plan
+    compares it to tell the group's decision changed since.
+    """
+    body = g.model_dump_json(exclude=set(GROUP_VERSION_EXCLUDES))
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 def _unreviewed(g: GroupPlan) -> bool:
@@ -302,6 +336,7 @@ def _header(plan: Plan) -> BackupHeader:
         plan_sha256=plan_sha256(plan),
         created_at=datetime.now(UTC),
         tool_version=__version__,
+        analysis_created_at=plan.created_at,
     )
 
 
@@ -330,7 +365,7 @@ def preflight(
     """Every refusal that needs no server: raise ExecuteRefused, else return the preview.
 
     Checks: the plan's server, unreviewed groups, the backup directory (usable, empty or a
-    backup of this very plan), and free disk space for the backups still to take.
+    backup of this plan's analysis), and free disk space for the backups still to take.
     """
     if base_url is not None:
         _refuse_other_server(plan, base_url)
@@ -442,17 +477,32 @@ class _State:
     done_trashed: list[str] = field(default_factory=list)
     done_kept: list[str] = field(default_factory=list)
     done_changes: list[str] = field(default_factory=list)
+    version: str | None = None
+    """``group_sha256`` of the group as the run that began it last had it (``group_begin``);
+    None in journals of older versions."""
 
     @property
     def started(self) -> bool:
+        return bool(self.backed_up or self.committed)
+
+    @property
+    def committed(self) -> bool:
+        """Whether a request that changes the server may have been sent for this group.
+
+        Every such request is journaled before it is sent, and the first one of a resolve
+        follows its manifest, so: anything journaled after the backups. Backups alone change
+        nothing on the server (they are reads), so a group with only backups may still be
+        carried out with another decision.
+        """
         return bool(
-            self.backed_up
-            or self.manifest
+            self.manifest
             or self.consolidated
             or self.trash_sent
             or self.trashed
             or self.dismiss_sent
             or self.stack_sent
+            or self.stacked
+            or self.done
         )
 
 
@@ -469,6 +519,9 @@ def load_states(entries: Iterable[dict[str, Any]]) -> dict[str, _State]:
                 sha1=str(e["sha1"]),
                 video_of=e.get("video_of"),
             )
+        elif kind == "group_begin" and gid:
+            if isinstance(e.get("sha256"), str):
+                states[gid].version = e["sha256"]
         elif kind == "manifest" and gid:
             states[gid].manifest = True
         elif kind == "consolidated" and gid:
@@ -670,6 +723,8 @@ class _Runner:
         self.dry = options.dry_run
         self.version = client.version
         self.outcomes: dict[str, GroupOutcome] = {}
+        self.versions: dict[str, str] = {}
+        """``group_sha256`` of each group this run acts on, journaled once it is re-checked."""
         self.rechecked = 0
         self.bytes_reused = 0
         self.stop: _Stop | None = None
@@ -888,10 +943,20 @@ class _Runner:
             else:
                 self.outcomes[g.duplicate_id] = r.outcome
                 out.append(r)
+        self.journal_versions(out)
         self.rechecked += len(groups)
         self.emit("recheck", "", done=self.rechecked, total=self.groups_total)
         self.progress()
         return out
+
+    def journal_versions(self, works: Sequence[_Work]) -> None:
+        """Bind each group about to be acted on to its version (``group_begin``), before its
+        first step; once per version, so a resume with the same plan adds nothing."""
+        begun = [(w, self.versions[w.g.duplicate_id]) for w in works if w.g.duplicate_id in self.versions]
+        begun = [(w, v) for w, v in begun if w.st.version != v]
+        self.journal.append_many(("group_begin", {"group": w.g.duplicate_id, "sha256": v}) for w, v in begun)
+        for w, v in begun:
+            w.st.version = v
 
     # ------------------------------------------------------------------ backup
 
@@ -1805,6 +1870,9 @@ async def _execute_locked(
 
     runner = _Runner(client, plan, options, report, cancel, store, states)
     runner.outcomes = {}
+    # A directory of an older version is bound to this exact plan (check_usable): its groups
+    # cannot differ. Otherwise each group is checked against the version that started it.
+    by_group = store is not None and store.header.analysis_created_at is not None
     try:
         if not options.dry_run:
             runner.journal.append("run", force=options.force, skip_review=options.skip_review,
@@ -1812,14 +1880,25 @@ async def _execute_locked(
         resolve: list[GroupPlan] = []
         dismiss: list[GroupPlan] = []
         stack: list[GroupPlan] = []
+        edited_done = 0
         for g in plan.groups:
             st = states.get(g.duplicate_id)
+            version = group_sha256(g)
             if st is not None and st.done:
+                edited = st.version is not None and st.version != version
+                edited_done += edited
                 runner.outcomes[g.duplicate_id] = GroupOutcome(
-                    g.duplicate_id, "done", "done in an earlier run",
+                    g.duplicate_id, "done", EARLIER_VERSION_DONE if edited else "done in an earlier run",
                     trashed=st.done_trashed, kept=st.done_kept, changes=st.done_changes,
                     winner_kept=dict(st.winner_kept),
                 )
+            elif st is not None and st.committed and by_group and st.version != version:
+                # Carried out in part with another decision: never finished with this one. (No
+                # version on record cannot happen here, group_begin precedes every step; were
+                # it missing, which decision started the group could not be told: left alone.)
+                runner.outcomes[g.duplicate_id] = GroupOutcome(g.duplicate_id, "failed", OTHER_VERSION_STARTED)
+                report(Event("group", f"{g.winner_asset.file_name}: {OTHER_VERSION_STARTED}",
+                             group_id=g.duplicate_id, level="warning"))
             elif g.action is Action.SKIP:
                 runner.outcomes[g.duplicate_id] = GroupOutcome(g.duplicate_id, "skipped", "the plan says skip")
             elif _unreviewed(g):
@@ -1831,12 +1910,18 @@ async def _execute_locked(
                     g.duplicate_id, "skipped",
                     "a loser is in an external library: not deleted unless allowed in review",
                 )
-            elif g.action is Action.RESOLVE:
-                resolve.append(g)
-            elif g.action is Action.KEEP_ALL:
-                dismiss.append(g)
             else:
-                stack.append(g)
+                runner.versions[g.duplicate_id] = version
+                if g.action is Action.RESOLVE:
+                    resolve.append(g)
+                elif g.action is Action.KEEP_ALL:
+                    dismiss.append(g)
+                else:
+                    stack.append(g)
+        if edited_done:
+            report(Event("group", f"{edited_done} group(s) were done in an earlier run with another "
+                         "version of them; the edits made to them since were not applied (see the report)",
+                         level="warning"))
         runner.groups_total = len(resolve) + len(dismiss) + len(stack)
         runner.assets_total = sum(len(g.losers) for g in resolve)
         runner.bytes_total = sum(g.asset(i).file_size or 0 for g in resolve for i in g.losers)
@@ -1929,6 +2014,7 @@ __all__ = [
     "GroupOutcome",
     "check_binding",
     "execute",
+    "group_sha256",
     "needed_permissions",
     "plan_sha256",
     "preflight",

@@ -31,7 +31,7 @@ from immich_dupes.analysis.timezones import format_offset, offset_minutes
 from immich_dupes.engine.analyze import album_membership
 from immich_dupes.engine.backup import BackupError, BackupStore
 from immich_dupes.engine.events import Event, Reporter, ignore
-from immich_dupes.engine.execute import load_states, plan_sha256, same_server
+from immich_dupes.engine.execute import group_sha256, load_states, plan_sha256, same_server
 from immich_dupes.immich.client import ImmichClient
 from immich_dupes.immich.errors import (
     AuthenticationFailed,
@@ -282,21 +282,18 @@ def execution_records(
     group was skipped or failed; the manifests say trash or force. A group execute started but
     never finished (a killed run) counts as failed. Raises BackupError (a ValueError) for a
     missing or foreign backup directory (another server or user).
+
+    The directory may hold the runs of several reviewed versions of the plan; a warning names
+    the groups execute carried out with another version of them than the plan given (the
+    server is compared with the plan given), or says the directory is of another analysis.
     """
     store = BackupStore.open_existing(backup_dir)
     h = store.header
     if not same_server(h.server_url, plan.server_url) or h.user_id != plan.user_id:
         raise BackupError(f"{backup_dir} holds a backup from another server or user than this plan's")
-    if h.plan_sha256 != plan_sha256(plan):
-        # Edited since execute (e.g. more groups reviewed): the records still say, group by
-        # group, what execute did; the plan given is what the server is compared against.
-        report(
-            Event(
-                "verify",
-                f"{backup_dir} was made for another version of this plan; using its records group by group",
-                level="warning",
-            )
-        )
+    states = load_states(store.journal.entries())
+    acted = {gid: st.version for gid, st in states.items() if st.started or st.done}
+    _warn_other_versions(backup_dir, plan, h.analysis_created_at, h.plan_sha256, acted, report)
 
     reported: dict[str, tuple[str, str]] = {}
     for p in sorted(store.root.glob("report-*.json")):
@@ -311,7 +308,6 @@ def execution_records(
                 reported[o["duplicate_id"]] = (str(o.get("status", "")), str(o.get("reason", "")))
 
     modes = {m.duplicate_id: m.mode for m in store.manifests()}
-    states = load_states(store.journal.entries())
     out: dict[str, GroupRecord] = {}
     for g in plan.groups:
         gid = g.duplicate_id
@@ -324,6 +320,54 @@ def execution_records(
         elif st is not None and st.started:
             out[gid] = GroupRecord("failed", "execute started this group but did not finish it", force)
     return out
+
+
+def _warn_other_versions(
+    backup_dir: Path,
+    plan: Plan,
+    analysis: datetime | None,
+    header_plan: str,
+    acted: dict[str, str | None],
+    report: Reporter,
+) -> None:
+    """Warn where the records describe another version of a group than ``plan``'s (see
+    ``execution_records``); silent when every group execute acted on is as in ``plan``.
+
+    ``acted``: each group execute started → the version (``group_sha256``) it journaled, None
+    in journals of older versions (then only the whole plan's hash can tell).
+    """
+    if analysis is not None and analysis != plan.created_at:
+        report(Event(
+            "verify",
+            f"{backup_dir} holds the backup of another analysis than this plan's; using its "
+            "records group by group",
+            level="warning",
+        ))
+        return
+    other: list[str] = []
+    unknown = False
+    for g in plan.groups:
+        if g.duplicate_id not in acted:
+            continue
+        version = acted[g.duplicate_id]
+        if version is None:
+            unknown = True
+        elif version != group_sha256(g):
+            other.append(g.duplicate_id)
+    if other:
+        shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+        report(Event(
+            "verify",
+            f"{backup_dir}: execute carried out {len(other)} group(s) with another version of this "
+            f"plan (edited since): {shown}; they are checked against this plan's version",
+            level="warning",
+        ))
+    elif unknown and header_plan != plan_sha256(plan):
+        report(Event(
+            "verify",
+            f"{backup_dir} was made for another version of this plan; using its records group by group",
+            level="warning",
+        ))
 
 
 # --------------------------------------------------------------------------- checking a group

@@ -1,0 +1,271 @@
+"""Killed, then edited, then run again into the SAME backup folder: one group never gets two decisions.
+
+A backup folder belongs to one analysis, so a reviewed version of the plan may resume into it.
+Each case SIGKILLs the real CLI (a subprocess on a loopback fake) at a chosen request, edits the
+plan file as a reviewer would — the group under way gets another decision — and runs execute
+again with the same folder. Checked every time: at each ``DELETE /assets`` every asset has its
+verified backup on disk; a group that may already have had a request sent for it (its manifest
+or a later step is journaled) is refused alone (exit 1, the rest done) and keeps its first
+decision's keeper; a group that only had backups is carried out with the new decision; the
+version that started a refused group finishes it and the server then equals one clean run; and
+restore brings every removed asset back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from safety_support import (
+    FIGURES,
+    capture,
+    client_for,
+    deep_diff,
+    env_for,
+    final_state,
+    group_by_winner,
+    mixed_plan,
+    reference,
+)
+
+from immich_dupes.analysis import decide
+from immich_dupes.analysis.plan import Action, Plan, save_plan
+from immich_dupes.engine.backup import BackupStore, sha1_b64_of
+from immich_dupes.engine.execute import ExecuteOptions, execute, load_states
+from immich_dupes.engine.journal import read_entries
+from immich_dupes.fake import FakeImmich, FakeServer
+from immich_dupes.fake.faults import FaultDecision
+from immich_dupes.fake.http import ApiRequest
+from immich_dupes.immich.client import normalize_base_url
+
+pytestmark = pytest.mark.slow
+
+CLI_TIMEOUT = 90
+RESOLVED = "s11_large_plain.jpg"
+DISMISSED = "s01_large_nogps.jpg"  # dismissed as not duplicates in mixed_plan
+
+
+class _Dropped(Exception):
+    """Raised inside the fake to drop the request the client was killed at."""
+
+
+def edited(plan: Plan, winner_file: str) -> Plan:
+    """The reviewer's second thoughts about one group: keep the other copy / resolve it after all."""
+    out = plan.model_copy(deep=True)
+    i = next(n for n, g in enumerate(out.groups) if g.winner_asset.file_name == winner_file)
+    g = out.groups[i]
+    if g.action is Action.RESOLVE:
+        out.groups[i] = decide.accept(decide.set_winner(g, g.losers[0]))
+    else:
+        out.groups[i] = decide.set_action(g, Action.RESOLVE)
+    out.refresh_counts()
+    return out
+
+
+@dataclass
+class RerunCase:
+    root: Path
+    target: tuple[str, str]
+    """Kill at the first ``(method, path)`` the fake processes (a path ending in ``/``: a prefix)..."""
+    when: str
+    """...just ``before`` the fake processes it, or just ``after``."""
+    group: str
+    """The winner file of the group edited after the kill."""
+    fake: FakeImmich = field(init=False)
+    server: FakeServer = field(init=False)
+    plan: Plan = field(init=False)
+    plan_path: Path = field(init=False)
+    backup: Path = field(init=False)
+    violations: list[str] = field(default_factory=list)
+    deletes: int = 0
+    armed: bool = True
+    proc: subprocess.Popen[bytes] | None = None
+    killed_at: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.fake = FakeImmich(library="sample")
+        self.server = FakeServer(self.fake).start()
+        self.plan = mixed_plan(server_url=normalize_base_url(self.server.url))
+        self.plan_path = self.root / "plan.json"
+        save_plan(self.plan, self.plan_path)
+        self.backup = self.root / "backup"
+        self.before = capture(self.fake)
+        original = self.fake._respond
+
+        def respond(req: ApiRequest, decision: FaultDecision) -> Any:
+            method, path = self.target
+            with self.lock:
+                hit = self.armed and req.method == method and (
+                    req.path == path or (path.endswith("/") and req.path.startswith(path)))
+                if hit:
+                    self.armed = False
+            if req.method == "DELETE" and req.path == "/api/assets":
+                self.check_backups(json.loads(req.body)["ids"])
+            if hit and self.when == "before":
+                self.kill(f"before {req.method} {req.path}")
+                raise _Dropped
+            resp = original(req, decision)
+            if hit and self.when == "after":
+                self.kill(f"after {req.method} {req.path}")
+            return resp
+
+        self.fake._respond = respond  # type: ignore[method-assign]
+
+    def check_backups(self, ids: list[str]) -> None:
+        """At a DELETE: each asset has its backup on disk, complete, with the server's bytes."""
+        self.deletes += 1
+        try:
+            store = BackupStore.open_existing(self.backup)
+            entries = {x.asset_id: x for m in store.manifests() for x in m.losers}
+        except Exception as e:  # noqa: BLE001 - a violation to report, not a crash of the fake
+            self.violations.append(f"DELETE with no readable backup: {e}")
+            return
+        for i in ids:
+            entry = entries.get(i)
+            if entry is None:
+                self.violations.append(f"DELETE of {i} without a manifest entry")
+                continue
+            p = store.resolve_file(entry.file)
+            if not p.is_file() or sha1_b64_of(p) != (self.before.sizes[i], self.before.sha1[i]):
+                self.violations.append(f"DELETE of {i} without its backup, or with other bytes")
+
+    def kill(self, where: str) -> None:
+        proc = self.proc
+        if proc is None or self.killed_at is not None:
+            return
+        self.killed_at = where
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def run_cli(self, *args: str) -> tuple[int, str]:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "immich_dupes", *args, "--yes", "--rate-limit", "1000",
+             "--concurrent", "4"],
+            env=env_for(self.server.url, self.fake.api_key),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        )
+        out, err = self.proc.communicate(timeout=CLI_TIMEOUT)
+        FIGURES.run(f"{args[0]} (CLI)")
+        return self.proc.returncode, (out + err).decode("utf-8", "replace")
+
+    def execute(self, plan: Plan) -> tuple[int, str]:
+        save_plan(plan, self.plan_path)
+        return self.run_cli("execute", "-i", str(self.plan_path), "-b", str(self.backup))
+
+    def last_report(self) -> dict[str, tuple[str, str]]:
+        body = json.loads(sorted(self.backup.glob("report-*.json"))[-1].read_text())
+        return {o["duplicate_id"]: (o["status"], o["reason"]) for o in body["groups"]}
+
+    def trashed(self) -> set[str]:
+        out = set()
+        for i in self.fake.asset_ids():
+            try:
+                if self.fake.asset(i)["isTrashed"]:
+                    out.add(i)
+            except KeyError:
+                out.add(i)
+        return out
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+async def _one_clean_run(plan: Plan) -> dict[str, Any]:
+    """The server after one uninterrupted run of ``plan`` on a fresh fake."""
+    fake = FakeImmich(library="sample")
+    ref = plan.model_copy(deep=True)
+    ref.server_url = "http://fake-immich"
+    with tempfile.TemporaryDirectory() as d:
+        async with client_for(fake) as c:
+            rep = await execute(c, ref, ExecuteOptions(backup_dir=Path(d) / "backup"))
+    assert rep.failed == 0
+    return final_state(fake)
+
+
+def run_case(root: Path, target: tuple[str, str], when: str, group: str) -> tuple[str, bool | None, list[str]]:
+    """Kill, edit ``group``, run again, then finish and restore; the problems found."""
+    case = RerunCase(root, target, when, group)
+    p: list[str] = []
+    name = f"{when} {target[0]} {target[1]} / {group}"
+    try:
+        code, out = case.execute(case.plan)
+        if case.killed_at is None or code != -signal.SIGKILL:
+            return name, None, [f"{name}: not killed (exit {code}): {out[-600:]}"]
+        FIGURES.killed()
+        g = group_by_winner(case.plan, group)
+        st = load_states(read_entries(case.backup / "journal.jsonl")).get(g.duplicate_id)
+        committed = st is not None and st.committed
+        keeper = g.winner
+        gone_at_kill = case.trashed()
+
+        second = edited(case.plan, group)
+        code, out = case.execute(second)
+        status, reason = case.last_report()[g.duplicate_id]
+        others = {s for gid, (s, _) in case.last_report().items() if gid != g.duplicate_id}
+        if "Traceback" in out:
+            p.append(f"{name}: traceback in the edited run: {out[-800:]}")
+        if committed:
+            if code != 1 or status != "failed" or "another version" not in reason:
+                p.append(f"{name}: the edited group was not refused alone (exit {code}, {status}: {reason})")
+            if not others <= {"done", "skipped"} or "failed" in others:
+                p.append(f"{name}: other groups {others}")
+            if keeper in case.trashed():
+                p.append(f"{name}: the first decision's keeper {keeper} was trashed")
+            touched = (case.trashed() - gone_at_kill) & {a.id for a in g.assets}
+            if touched:
+                p.append(f"{name}: the edited run trashed {touched} of the refused group")
+            # The version that started it finishes it: one clean run's server.
+            code, out = case.execute(case.plan)
+            if code != 0:
+                p.append(f"{name}: the first version's re-run exit {code}: {out[-800:]}")
+            want = asyncio.run(reference("v3", (), False)).state
+        else:
+            if code != 0 or status != "done":
+                p.append(f"{name}: the edited group (only backed up) was not done (exit {code}, {status}: {reason})")
+            want = asyncio.run(_one_clean_run(second))
+        diff = deep_diff(final_state(case.fake), want)
+        if diff:
+            p.append(f"{name}: the server differs from one clean run's: {diff}")
+        p += [f"{name}: {v}" for v in case.violations]
+
+        code, out = case.run_cli("restore", "-b", str(case.backup))
+        if code != 0:
+            p.append(f"{name}: restore exit {code}: {out[-800:]}")
+        back = case.trashed() - case.before.trashed
+        if back:
+            p.append(f"{name}: not brought back by restore: {sorted(back)}")
+        return name, committed, p
+    finally:
+        case.close()
+
+
+POINTS: list[tuple[tuple[str, str], str, str]] = [
+    (("GET", "/api/assets/"), "before", RESOLVED),  # the first download: no step journaled yet
+    (("PUT", "/api/assets"), "before", RESOLVED),  # manifests journaled, consolidation under way
+    (("DELETE", "/api/assets"), "before", RESOLVED),  # consolidated, trash_sent journaled
+    (("DELETE", "/api/assets"), "after", RESOLVED),  # losers trashed, the run not finished
+    (("DELETE", "/api/duplicates"), "after", DISMISSED),  # dismissed; now "resolve it after all"
+]
+
+
+def test_killed_then_edited_then_run_again_into_the_same_folder(tmp_path: Path) -> None:
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(
+            lambda ip: run_case(tmp_path / f"case{ip[0]}", *ip[1]), enumerate(POINTS)))
+    problems = [x for _, _, p in results for x in p]
+    assert problems == []
+    # Both kinds of kill point were reached: refused groups and groups with only backups.
+    assert {c for _, c, _ in results} == {True, False}, results
