@@ -328,8 +328,8 @@ def test_a_backup_folder_that_cannot_be_written_stops_the_run_too(
                         mark=lambda: len(fake.request_log))
     rep = asyncio.run(_run(fake, plan, backup))
     assert rep.stopped is not None, reasons(rep)
-    assert "cannot be written (Permission denied)" in rep.stopped
-    assert "Fix that and run the same command again" in rep.stopped
+    assert "cannot be written (Permission denied" in rep.stopped
+    assert "Fix its permissions (or mount it writable) and run the same command again" in rep.stopped
     assert rep.failed == 1
     assert disk.first_refusal is not None
     assert len(originals_requested(fake, disk.first_refusal)) <= CONCURRENCY
@@ -443,3 +443,14 @@ def test_a_disk_full_before_the_first_step_is_one_line_with_the_free_space(
     assert " free)" in last
     assert "run the same command again" in last
     assert not any(a["isTrashed"] for a in map(fake.asset, fake.asset_ids()))
+
+
+def test_the_stop_message_names_what_could_not_be_written(tmp_path: Path) -> None:
+    """A group folder left owned by another user: the message must point at it, not only at
+    the backup folder (which may itself be writable)."""
+    from immich_dupes.engine.execute import ExecuteReport, _Stop, _stop_message
+
+    failed = tmp_path / "backup" / "groups" / "g1"
+    stop = _Stop(OSError(errno.EACCES, "Permission denied", str(failed)), "g1")
+    msg = _stop_message(stop, ExecuteReport(outcomes=[]), tmp_path / "backup")
+    assert f"cannot be written (Permission denied: {failed})" in msg

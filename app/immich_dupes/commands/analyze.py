@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 
 from immich_dupes.analysis.plan import Plan, PlanSettings, save_plan
-from immich_dupes.commands.common import ProgressPrinter, errors_to_exit, human_bytes, make_client
+from immich_dupes.commands.common import ProgressPrinter, errors_to_exit, make_client
 from immich_dupes.engine.analyze import ANALYZE_PERMISSIONS, analyze
+from immich_dupes.units import human_bytes
 
 
 def summary(plan: Plan) -> str:

@@ -23,6 +23,7 @@ from immich_dupes.immich.errors import (
     PermissionMissing,
     UnsupportedServer,
 )
+from immich_dupes.units import human_bytes
 
 
 class CommandFailed(Exception):
@@ -95,14 +96,6 @@ def terminal_safe(text: str) -> str:
         else:
             out.append(ch.encode("unicode_escape").decode("ascii"))
     return "".join(out)
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 class ProgressPrinter:

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import errno
-import shutil
 import signal
 import sys
 from pathlib import Path
@@ -19,10 +18,10 @@ from immich_dupes.commands.common import (
     ProgressPrinter,
     confirm,
     errors_to_exit,
-    human_bytes,
     make_client,
     terminal_safe,
 )
+from immich_dupes.engine.backup import free_bytes
 from immich_dupes.engine.events import Event
 from immich_dupes.engine.execute import (
     ExecuteOptions,
@@ -33,6 +32,7 @@ from immich_dupes.engine.execute import (
     execute,
     preflight,
 )
+from immich_dupes.units import human_bytes
 
 EXIT_INTERRUPTED = 130
 _SHOWN_PHASES = frozenset({"connect", "recheck", "albums", "progress", "finished"})
@@ -176,9 +176,9 @@ def run(args: argparse.Namespace) -> int:
         except OSError as e:  # the backup disk filled up (or failed) mid-run: one line, not a traceback
             where = f": {e.filename}" if e.filename else ""
             room = ""
-            if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                with contextlib.suppress(OSError):
-                    room = f", {human_bytes(shutil.disk_usage(args.backup_dir).free)} free"
+            free = free_bytes(Path(args.backup_dir)) if e.errno in (errno.ENOSPC, errno.EDQUOT) else None
+            if free is not None:
+                room = f", {human_bytes(free)} free"
             sys.stderr.write(
                 f"immich-dupes: error: cannot write to the backup directory ({e.strerror or e}{where}{room}); "
                 "execute stopped there: make room and run the same command again to finish\n"

@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,10 +71,11 @@ def lock_backup_dir(path: Path, shared: bool = False) -> Iterator[str]:
     (BackupLocked) while an execute or restore holds the directory, lets other readers in, and
     keeps an execute or restore out until the block ends. No lock file: no execute or restore
     ever held this directory (each creates it first), so there is nothing to wait for and
-    nothing is created. A lock file that cannot be read or locked (another user's, a file
-    system without locks): whether a run is using the directory cannot be told; the block
-    runs anyway (reading only) and the value yielded says so in one sentence. Otherwise the
-    value yielded is "".
+    nothing is created (nor kept out: an execute started meanwhile is not refused, and the
+    dry run, which only reads, may then list what that run changes). A lock file that cannot
+    be read or locked (another user's, a file system without locks): whether a run is using
+    the directory cannot be told; the block runs anyway (reading only) and the value yielded
+    says so in one sentence. Otherwise the value yielded is "".
     """
     lock = Path(path) / LOCK_NAME
     if shared:
@@ -261,7 +263,7 @@ class BackupStore:
         if path.exists() and not path.is_dir():
             raise BackupError(f"backup directory {path} is a file, not a directory")
         if not path.exists():
-            parent = _existing_ancestor(path)
+            parent = existing_ancestor(path)
             if parent is None or not parent.is_dir():
                 raise BackupError(f"backup directory {path} cannot be created (no such parent folder)")
             if not os.access(parent, os.W_OK | os.X_OK):
@@ -425,12 +427,24 @@ def _when(d: datetime) -> str:
     return d.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _existing_ancestor(path: Path) -> Path | None:
+def existing_ancestor(path: Path) -> Path | None:
+    """The path itself or its nearest parent that exists (where a folder would be created)."""
     p = path.absolute()
     for candidate in (p, *p.parents):
         if candidate.exists():
             return candidate
     return None
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free space where ``path`` is (or would be created); None when it cannot be told."""
+    where = existing_ancestor(path)
+    if where is None:
+        return None
+    try:
+        return shutil.disk_usage(where).free
+    except OSError:
+        return None
 
 
 def _read_header(path: Path) -> BackupHeader:

@@ -61,6 +61,8 @@ from immich_dupes.engine.backup import (
     ManifestAlbum,
     ManifestAsset,
     ManifestTag,
+    existing_ancestor,
+    free_bytes,
     fsync_dir,
     lock_backup_dir,
     verify_file,
@@ -77,6 +79,7 @@ from immich_dupes.immich.errors import (
     PermissionMissing,
 )
 from immich_dupes.immich.models import Asset, BulkIdResult, Visibility
+from immich_dupes.units import human_bytes
 
 T = TypeVar("T")
 
@@ -340,22 +343,6 @@ def _header(plan: Plan) -> BackupHeader:
     )
 
 
-def _existing_ancestor(path: Path) -> Path:
-    p = path.absolute()
-    for c in (p, *p.parents):
-        if c.exists():
-            return c
-    return Path("/")
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 def preflight(
     plan: Plan,
     options: ExecuteOptions,
@@ -399,11 +386,11 @@ def preflight(
     remaining = max(0, pv.bytes_to_backup - done_bytes)
     if remaining and not options.dry_run:
         need = int(remaining * (1 + DISK_MARGIN_FRACTION)) + DISK_MARGIN_BYTES
-        free = shutil.disk_usage(_existing_ancestor(options.backup_dir)).free
+        free = shutil.disk_usage(existing_ancestor(options.backup_dir) or Path("/")).free
         if need > free:
             raise ExecuteRefused(
                 f"not enough free disk space for the backups in {options.backup_dir}: "
-                f"need about {human_size(need)} (losers plus a margin), {human_size(free)} free"
+                f"need about {human_bytes(need)} (losers plus a margin), {human_bytes(free)} free"
             )
     return pv
 
@@ -631,13 +618,6 @@ class _Stop:
     @property
     def group_reason(self) -> str:
         return f"stopped before this group finished: {self.what}; run again to resume"
-
-
-def _free_bytes(path: Path) -> int | None:
-    try:
-        return shutil.disk_usage(_existing_ancestor(path)).free
-    except OSError:
-        return None
 
 
 @dataclass
@@ -1991,13 +1971,16 @@ def _stop_message(stop: _Stop, rep: ExecuteReport, backup_dir: Path) -> str:
     """The one message of a stopped run: why, what was done, what is left, what to do."""
     why = stop.error.strerror or str(stop.error)
     if stop.disk_full:
-        free = _free_bytes(backup_dir)
-        room = f", {human_size(free)} free" if free is not None else ""
+        free = free_bytes(backup_dir)
+        room = f", {human_bytes(free)} free" if free is not None else ""
         what = f"the backup disk is full ({why}{room} in {backup_dir})"
         todo = "Free some space there"
     else:
-        what = f"the backup folder {backup_dir} cannot be written ({why})"
-        todo = "Fix that"
+        # The file or folder that failed, which may be deeper than the backup folder itself
+        # (e.g. a group folder left owned by another user): that is what needs fixing.
+        where = f": {stop.error.filename}" if stop.error.filename else ""
+        what = f"the backup folder {backup_dir} cannot be written ({why}{where})"
+        todo = "Fix its permissions (or mount it writable)"
     left = sum(1 for o in rep.outcomes
                if o.status == "failed" or (o.status == "skipped" and o.reason == stop.group_reason))
     return (

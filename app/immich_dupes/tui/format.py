@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC
 
+from immich_dupes import units
 from immich_dupes.analysis.geo import format_distance, haversine_m
 from immich_dupes.analysis.plan import ConflictType, GroupPlan, PlanAsset
 from immich_dupes.analysis.timezones import format_offset, local_iso_with_offset
@@ -13,13 +14,7 @@ NONE = "—"
 
 
 def human_bytes(n: float | None) -> str:
-    if n is None:
-        return NONE
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
+    return NONE if n is None else units.human_bytes(n)
 
 
 def dims(a: PlanAsset) -> str:
