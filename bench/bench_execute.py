@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import bisect
 import contextlib
 import multiprocessing as mp
 import shutil
@@ -27,6 +26,8 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+from immich_dupes.fake.measure import max_in_window
 
 
 def serve(groups: int, original_size: int, conn: Connection) -> None:
@@ -94,15 +95,6 @@ def client(url: str, key: str, rate: float, concurrent: int, backup: str, conn: 
         }
 
     conn.send(asyncio.run(go()))
-
-
-def max_in_window(times: list[float], window: float = 1.0) -> int:
-    times = sorted(times)
-    best = 0
-    for i, t in enumerate(times):
-        j = bisect.bisect_right(times, t + window - 1e-9)
-        best = max(best, j - i)
-    return best
 
 
 def scenario(name: str, groups: int, original_size: int, rate: float, concurrent: int) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from immich_dupes import cli
 from immich_dupes.analysis.plan import save_plan
 from immich_dupes.commands import review
 from immich_dupes.engine.analyze import analyze
-from immich_dupes.fake import FakeImmich, FakeServer, RequestRecord
+from immich_dupes.fake import FakeImmich, FakeServer
+from immich_dupes.fake.measure import max_in_window, max_overlap
 from immich_dupes.immich.client import ImmichClient
 from immich_dupes.tui.app import ReviewApp, make_app
 from immich_dupes.tui.screens.run import RunScreen
@@ -64,26 +65,6 @@ async def connected(pilot: Pilot[Any]) -> ImmichClient:
         if app.client is not None:
             return app.client
     raise AssertionError(f"the app did not connect: {app.server_notice}")
-
-
-def max_starts_in_window(records: list[RequestRecord], window: float = 1.0) -> int:
-    starts = sorted(r.t_start for r in records)
-    best, j = 0, 0
-    for i, t in enumerate(starts):
-        while starts[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
-
-
-def max_overlap(records: list[RequestRecord]) -> int:
-    # ends before starts at the same instant: back-to-back requests do not overlap
-    events = sorted([(r.t_start, 1) for r in records] + [(r.t_end, -1) for r in records])
-    cur = best = 0
-    for _, d in events:
-        cur += d
-        best = max(best, cur)
-    return best
 
 
 # --------------------------------------------------------------------------- parsing
@@ -190,7 +171,7 @@ async def test_pictures_are_fetched_within_the_rate_limit(
     thumbs = [r for r in log if r.path.endswith("/thumbnail")]
     assert len(thumbs) >= 8, [r.path for r in log]  # the pictures really came from the server
     assert len(log) >= 11
-    assert max_starts_in_window(log, 0.95) <= 5
+    assert max_in_window((r.t_start for r in log), 0.95) <= 5
 
 
 async def test_verify_from_the_app_stays_within_concurrent(

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from immich_dupes.fake import FakeImmich, Faults
-from immich_dupes.fake.core import RequestRecord
+from immich_dupes.fake.measure import max_in_window, max_overlap
 from immich_dupes.immich.client import ImmichClient
 from immich_dupes.immich.errors import (
     AuthenticationFailed,
@@ -134,25 +134,6 @@ async def test_persistent_5xx_surfaces_after_the_retries(v3: FakeImmich) -> None
     assert len([r for r in v3.request_log if r.path == "/api/duplicates"]) == 3
 
 
-def _max_in_window(starts: list[float], window: float) -> int:
-    starts = sorted(starts)
-    best, j = 0, 0
-    for i, t in enumerate(starts):
-        while starts[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
-
-
-def _max_overlap(records: list[RequestRecord]) -> int:
-    events = sorted([(r.t_start, 1) for r in records] + [(r.t_end, -1) for r in records])
-    cur = best = 0
-    for _, d in events:
-        cur += d
-        best = max(best, cur)
-    return best
-
-
 async def test_rate_limit_is_never_exceeded(v3: FakeImmich) -> None:
     async with client(v3, rate_limit=20.0, concurrency=8) as c:
         ids = [a.id for g in await c.duplicates() for a in g.assets][:30]
@@ -161,7 +142,7 @@ async def test_rate_limit_is_never_exceeded(v3: FakeImmich) -> None:
     records = v3.request_log[start:]
     assert len(records) == len(ids)
     # Upper bound only: a slow machine can only make it slower, never faster.
-    assert _max_in_window([r.t_start for r in records], 1.0) <= 20
+    assert max_in_window([r.t_start for r in records], 1.0) <= 20
 
 
 async def test_concurrency_limit_is_honoured(v3: FakeImmich) -> None:
@@ -171,4 +152,4 @@ async def test_concurrency_limit_is_honoured(v3: FakeImmich) -> None:
         start = len(v3.request_log)
         await asyncio.gather(*(c.get_asset(i) for i in ids))
     records = v3.request_log[start:]
-    assert _max_overlap(records) <= 3
+    assert max_overlap(records) <= 3

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from immich_dupes.fake import FakeImmich, FakeServer
+from immich_dupes.fake.measure import max_in_window
 from immich_dupes.immich.client import ImmichClient, RateLimiter, _Start
 
 
@@ -22,15 +23,6 @@ class VirtualClock:
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
-
-
-def max_in_window(starts: list[float], window: float) -> int:
-    best, j = 0, 0
-    for i, t in enumerate(starts):
-        while starts[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
 
 
 async def starts_of(rate: float, n: int, gaps: list[float] | None = None) -> list[float]:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from immich_dupes.analysis import decide
 from immich_dupes.analysis.plan import Action, GroupPlan, Plan
@@ -650,3 +650,60 @@ def deep_diff(got: Any, want: Any, path: str = "", limit: int = 12) -> list[str]
 
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=1, sort_keys=True, default=str)[:3000]
+
+
+# --------------------------------------------------------------------------- a disk that fills up
+
+
+class Charger(Protocol):
+    def charge(self, fd: int, n: int) -> None:
+        """Account ``n`` bytes written to ``fd``; raise OSError to refuse the write."""
+
+
+class _ChargedFile:
+    def __init__(self, f: Any, disk: Charger) -> None:
+        self._f = f
+        self._disk = disk
+
+    def write(self, data: Any) -> int:
+        n = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
+        self._disk.charge(self._f.fileno(), n)
+        return int(self._f.write(data))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+    def __enter__(self) -> _ChargedFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._f.close()
+
+
+class _ChargingOs:
+    """The ``os`` module, except that writes are charged to the disk."""
+
+    def __init__(self, disk: Charger) -> None:
+        self._disk = disk
+
+    def fdopen(self, fd: int, *a: Any, **k: Any) -> _ChargedFile:
+        return _ChargedFile(os.fdopen(fd, *a, **k), self._disk)
+
+    def write(self, fd: int, data: Any) -> int:
+        self._disk.charge(fd, len(data))
+        return os.write(fd, data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+
+def charge_writes(monkeypatch: Any, disk: Charger) -> None:
+    """Route every write of the client (downloads), the plan/atomic writes and the journal
+    through ``disk.charge``: a simulated disk that can fill up (or refuse) mid-run."""
+    import immich_dupes.analysis.plan as plan_module
+    import immich_dupes.engine.journal as journal_module
+    import immich_dupes.immich.client as client_module
+
+    proxy = _ChargingOs(disk)
+    for module in (client_module, plan_module, journal_module):
+        monkeypatch.setattr(module, "os", proxy)

@@ -22,6 +22,7 @@ from safety_support import (
     FIGURES,
     backup_state,
     capture,
+    charge_writes,
     check_backups,
     check_manifests,
     client_for,
@@ -30,9 +31,6 @@ from safety_support import (
     reference,
 )
 
-import immich_dupes.analysis.plan as plan_module
-import immich_dupes.engine.journal as journal_module
-import immich_dupes.immich.client as client_module
 from immich_dupes.analysis.plan import save_plan
 from immich_dupes.cli import main
 from immich_dupes.engine.execute import ExecuteOptions, execute
@@ -78,52 +76,13 @@ class Disk:
         self.used += n
 
 
-class _File:
-    def __init__(self, f: Any, disk: Disk) -> None:
-        self._f = f
-        self._disk = disk
-
-    def write(self, data: Any) -> int:
-        n = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
-        self._disk.charge(self._f.fileno(), n)
-        return int(self._f.write(data))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._f, name)
-
-    def __enter__(self) -> _File:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._f.close()
-
-
-class _Os:
-    """The ``os`` module, except that writes are charged to the disk."""
-
-    def __init__(self, disk: Disk) -> None:
-        self._disk = disk
-
-    def fdopen(self, fd: int, *a: Any, **k: Any) -> _File:
-        return _File(os.fdopen(fd, *a, **k), self._disk)
-
-    def write(self, fd: int, data: Any) -> int:
-        self._disk.charge(fd, len(data))
-        return os.write(fd, data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(os, name)
-
-
 @pytest.fixture
 def full_disk(monkeypatch: pytest.MonkeyPatch) -> Any:
     """``full_disk(root, kind, budget)``: writes of that kind under root fail once budget is used."""
 
     def install(root: Path, kind: str, budget: int) -> Disk:
         disk = Disk(root, kind, budget)
-        proxy = _Os(disk)
-        for module in (client_module, plan_module, journal_module):
-            monkeypatch.setattr(module, "os", proxy)
+        charge_writes(monkeypatch, disk)
         return disk
 
     return install

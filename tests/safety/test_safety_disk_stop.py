@@ -29,6 +29,7 @@ from safety_support import (
     backup_state,
     base_plan,
     capture,
+    charge_writes,
     check_backups,
     check_manifests,
     client_for,
@@ -37,9 +38,6 @@ from safety_support import (
     reference,
 )
 
-import immich_dupes.analysis.plan as plan_module
-import immich_dupes.engine.journal as journal_module
-import immich_dupes.immich.client as client_module
 from immich_dupes.analysis.plan import Action, Plan, save_plan
 from immich_dupes.cli import main
 from immich_dupes.engine.execute import PIPELINE, ExecuteOptions, ExecuteReport, execute
@@ -100,47 +98,11 @@ class FillingDisk:
         self.used += n
 
 
-class _File:
-    def __init__(self, f: Any, disk: FillingDisk) -> None:
-        self._f = f
-        self._disk = disk
-
-    def write(self, data: Any) -> int:
-        n = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
-        self._disk.charge(self._f.fileno(), n)
-        return int(self._f.write(data))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._f, name)
-
-    def __enter__(self) -> _File:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._f.close()
-
-
-class _Os:
-    def __init__(self, disk: FillingDisk) -> None:
-        self._disk = disk
-
-    def fdopen(self, fd: int, *a: Any, **k: Any) -> _File:
-        return _File(os.fdopen(fd, *a, **k), self._disk)
-
-    def write(self, fd: int, data: Any) -> int:
-        self._disk.charge(fd, len(data))
-        return os.write(fd, data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(os, name)
-
-
 @pytest.fixture
 def filling_disk(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FillingDisk]:
     def install(root: Path, budget: int, **kw: Any) -> FillingDisk:
         disk = FillingDisk(root, budget, **kw)
-        for module in (client_module, plan_module, journal_module):
-            monkeypatch.setattr(module, "os", _Os(disk))
+        charge_writes(monkeypatch, disk)
         return disk
 
     return install
