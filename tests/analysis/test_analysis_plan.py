@@ -167,3 +167,39 @@ def test_json_schema_is_published() -> None:
     assert schema["title"] == "Plan"
     assert "groups" in schema["properties"]
     assert "GroupPlan" in schema["$defs"]
+
+
+def test_the_fast_and_the_explaining_load_give_the_same_plan(tmp_path: Path) -> None:
+    """load_plan goes straight from JSON to models; the path that explains errors must agree."""
+    from immich_dupes.analysis.plan import _parse_plan_explained
+
+    plan = recorded_plan()
+    path = tmp_path / "plan.json"
+    save_plan(plan, path)
+    fast = load_plan(path)
+    explained = _parse_plan_explained(path.read_bytes(), str(path))
+    assert fast.model_dump() == explained.model_dump() == plan.model_dump()
+
+
+def test_a_plan_without_schema_version_is_refused_by_both_paths(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    save_plan(recorded_plan(), path)
+    body = json.loads(path.read_bytes())
+    del body["schema_version"]
+    path.write_text(json.dumps(body))
+    with pytest.raises(PlanError, match="schema_version"):
+        load_plan(path)
+
+
+def test_load_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    import gc
+
+    path = tmp_path / "plan.json"
+    save_plan(recorded_plan(), path)
+    assert gc.isenabled()
+    load_plan(path)
+    assert gc.isenabled()
+    path.write_text("{not json")
+    with pytest.raises(PlanError):
+        load_plan(path)
+    assert gc.isenabled()

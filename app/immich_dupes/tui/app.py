@@ -385,23 +385,9 @@ class ReviewApp(App[int]):
 
 
 def read_plan(path: Path) -> Plan:
-    """load_plan, faster for big plans: no cyclic GC while ~10^5 objects are created (they
-    form no cycles), then frozen so later collections do not walk them on every group switch."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        try:
-            # straight from JSON (no intermediate dicts, repeated strings shared)…
-            plan = Plan.model_validate_json(path.read_bytes())
-            if "schema_version" not in plan.model_fields_set:
-                raise ValueError("no schema_version: the model's default must not stand in for it")
-        except Exception:
-            # …and for anything wrong, load_plan says what and where, as everywhere else
-            # (and refuses exactly what it refuses: this path only ever accepts less)
-            plan = load_plan(path)
-    finally:
-        if enabled:
-            gc.enable()
+    """load_plan, then frozen: later collections do not walk its ~10^5 objects on every
+    group switch."""
+    plan = load_plan(path)
     gc.freeze()
     return plan
 
