@@ -23,6 +23,12 @@ not been applied yet (``metadata_pending``): the manifest's metadata is applied 
 copy only once (in the run that uploaded it, or a later one if that run did not finish), so a
 later restore never reverts the user's own edits to it. A recorded id that is a winner, a
 backed-up asset, or holds other bytes than the backup is not used.
+
+A recorded copy the server no longer shows to the key (the user moved it to the Locked folder:
+Immich answers "not found" to API keys) is left alone and reported as present, with a note, only
+when the server's answer for the backup's bytes is ``duplicate`` with that same id (so the photo
+is provably still there): nothing is re-uploaded, applied or linked to it, and metadata still
+pending for it stays pending. Anything else that cannot be read still fails.
 """
 
 from __future__ import annotations
@@ -146,6 +152,10 @@ class _Item:
     upload: bool = False
     duplicate_of: str | None = None
     """The upload was answered ``duplicate``: the server already holds these bytes as this id."""
+    unseen_copy: str | None = None
+    """The recorded re-uploaded copy's id, when reading it answered "not found" (locked or purged)."""
+    hidden: bool = False
+    """The recorded copy is still on the server but hidden from the key (Locked): left alone."""
 
     @property
     def old_id(self) -> str:
@@ -442,6 +452,9 @@ class _Run:
                 return
             it.server = got
             if got is None:
+                # A recorded copy that reads as not found is purged, or hidden from the key
+                # (Locked folder): the checksum check decides which.
+                it.unseen_copy = mapped
                 it.current_id = None
                 return
             if mapped is not None and it.old_id in self.pending:
@@ -526,7 +539,9 @@ class _Run:
         for it, aid, trashed in matches:
             got = found.get(aid)
             recorded = aid == self.mapping.get(it.old_id)
-            if recorded or (
+            if recorded and not trashed and self._hidden_copy(it, aid):
+                self._leave_hidden(it, aid)
+            elif recorded or (
                 aid not in others and isinstance(got, Asset) and self._looks_like_ours(it, got)
             ):
                 it.current_id = aid
@@ -550,6 +565,23 @@ class _Run:
                     " (albums, tags, description, favorite, ...) was not re-applied to it"
                     " — check it by hand"
                 )
+
+    def _hidden_copy(self, it: _Item, aid: str) -> bool:
+        """Is ``aid`` this item's recorded re-upload, which the key cannot see but the server
+        just named as holding the backup's bytes? (Then it is there, hidden: the Locked folder.)"""
+        return aid == self.mapping.get(it.old_id) and aid == it.unseen_copy
+
+    def _leave_hidden(self, it: _Item, aid: str) -> None:
+        """Done, with a note: never re-uploaded, changed or linked, since the key cannot read it."""
+        it.kind = "already_present"
+        it.current_id = aid
+        it.hidden = True
+        it.ensure_metadata = False  # still pending if it was: applied once it is visible again
+        it.restore_trash_id = None
+        it.extra.append(
+            f"restored earlier as {aid}; the server no longer shows it to this key"
+            " (moved to Locked?); left alone"
+        )
 
     def _looks_like_ours(self, it: _Item, got: Asset) -> bool:
         if got.id in self.winners or got.originalFileName != it.name or got.createdAt is None:
@@ -634,6 +666,8 @@ class _Run:
             it.current_id = None
             if isinstance(got, ImmichError):
                 it.fail(f"purged; the server holds the same bytes as {aid}, which could not be read: {got}")
+            elif got is None and self._hidden_copy(it, aid):
+                self._leave_hidden(it, aid)
             elif got is None:
                 it.fail(f"the server answered that it already holds these bytes as {aid}, which cannot be found")
             else:
@@ -688,7 +722,8 @@ class _Run:
         """For re-uploaded copies: bring the server in line with the manifest, sending only differences."""
         todo = [
             it for it in items
-            if it.kind != "failed" and it.current_id and (it.ensure_metadata or self._relink(it))
+            if it.kind != "failed" and it.current_id and not it.hidden
+            and (it.ensure_metadata or self._relink(it))
         ]
         if not todo:
             return
@@ -800,7 +835,7 @@ class _Run:
             detail = it.detail or "not reached (the run stopped early)"
         else:
             extra = list(it.extra)
-            if new_id and kind in ("already_present", "from_trash"):
+            if new_id and kind in ("already_present", "from_trash") and not it.hidden:
                 extra.insert(0, "the copy an earlier restore re-uploaded")
             if self.dry_run and kind == "reupload":
                 extra.append("then its description, GPS, date, favorite, rating, albums and tags are re-applied")
