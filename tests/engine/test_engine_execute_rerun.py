@@ -496,3 +496,32 @@ async def test_a_groups_version_changes_with_a_decision_not_with_an_accept(
     assert st.version is None
     assert st.started
     assert not st.committed
+
+
+# --------------------------------------------------------------------------- the preview of a second run
+
+
+async def test_the_preview_of_a_second_run_leaves_out_the_groups_done_before(
+    tmp_path: Path, fake_client: ClientFactory, make_plan: MakePlan
+) -> None:
+    """The confirmation must say what this run will do: not the groups already done, nor
+    their bytes (and the disk check must not count their backups twice)."""
+    from immich_dupes.commands.execute import describe_preview
+    from immich_dupes.engine.execute import preflight, preview
+
+    fake = FakeImmich(library="sample")
+    backup = tmp_path / "backup"
+    plan0 = await make_plan(fake, accept=False)
+    rep1 = await execute(fake_client(fake), plan0, ExecuteOptions(backup, skip_review=True))
+    done = {o.duplicate_id for o in rep1.outcomes if o.status == "done"}
+    assert done
+
+    plan1 = reviewed(plan0)
+    options = ExecuteOptions(backup)
+    pv = preflight(plan1, options)
+    fresh = preview(plan1, options)  # as if nothing had been done
+    todo = [g for g in plan1.groups if g.duplicate_id not in done and g.action is Action.RESOLVE]
+    assert pv.groups_done_before == len(done)
+    assert pv.groups_to_resolve == len(todo) < fresh.groups_to_resolve
+    assert pv.bytes_to_backup == sum(g.asset(i).file_size or 0 for g in todo for i in g.losers)
+    assert f"{len(done)} group(s) done by an earlier run into this folder" in describe_preview(pv, False)

@@ -51,6 +51,8 @@ def describe_preview(pv: ExecutePreview, dry_run: bool) -> str:
     if pv.groups_skipped:
         extra = f", {pv.unreviewed} of them unreviewed" if pv.unreviewed else ""
         lines.append(f"{pv.groups_skipped} group(s) left alone{extra}")
+    if pv.groups_done_before:
+        lines.append(f"{pv.groups_done_before} group(s) done by an earlier run into this folder, left as they are")
     lines.append(f"backups go to {pv.backup_dir}")
     if pv.force:
         lines.append("--force: losers are deleted permanently, not moved to the trash")

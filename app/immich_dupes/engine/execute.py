@@ -39,7 +39,7 @@ import shutil
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,6 +130,8 @@ class ExecutePreview:
     backup_dir: Path
     force: bool
     unreviewed: int
+    groups_done_before: int = 0
+    """Done by an earlier run into this backup folder: left as they are (not counted above)."""
 
 
 @dataclass
@@ -282,10 +284,13 @@ def _acts(g: GroupPlan, options: ExecuteOptions) -> bool:
     return not _external_blocked(g)
 
 
-def preview(plan: Plan, options: ExecuteOptions) -> ExecutePreview:
-    resolve = dismiss = stack = skipped = losers = size = 0
+def preview(plan: Plan, options: ExecuteOptions, done: Collection[str] = ()) -> ExecutePreview:
+    """``done``: groups an earlier run into the backup folder finished (see ``preflight``)."""
+    resolve = dismiss = stack = skipped = losers = size = done_before = 0
     for g in plan.groups:
-        if not _acts(g, options):
+        if g.duplicate_id in done:
+            done_before += 1
+        elif not _acts(g, options):
             skipped += 1
         elif g.action is Action.RESOLVE:
             resolve += 1
@@ -304,7 +309,8 @@ def preview(plan: Plan, options: ExecuteOptions) -> ExecutePreview:
         bytes_to_backup=size,
         backup_dir=options.backup_dir,
         force=options.force,
-        unreviewed=sum(1 for g in plan.groups if _unreviewed(g)),
+        unreviewed=sum(1 for g in plan.groups if _unreviewed(g) and g.duplicate_id not in done),
+        groups_done_before=done_before,
     )
 
 
@@ -380,8 +386,12 @@ def preflight(
         conflict = mode_conflict(read_entries(journal), options.force)
         if conflict:
             raise ExecuteRefused(conflict)
+        # Groups an earlier run finished are left as they are: the preview leaves them out
+        # (and so do their backups from what is still to take).
+        done = {gid for gid, st in load_states(read_entries(journal)).items() if st.done}
+        pv = preview(plan, options, done)
         for entry in read_entries(journal):
-            if entry["kind"] == "backed_up" and not entry.get("video_of"):
+            if entry["kind"] == "backed_up" and not entry.get("video_of") and entry.get("group") not in done:
                 done_bytes += int(entry.get("size", 0))
     remaining = max(0, pv.bytes_to_backup - done_bytes)
     if remaining and not options.dry_run:

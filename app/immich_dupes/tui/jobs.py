@@ -50,6 +50,10 @@ def describe_execute(pv: ExecutePreview, server: str, who: str) -> Content:
     ))
     if pv.unreviewed:
         parts.append(Content.assemble(" (", (f"{pv.unreviewed} still need review", "bold $warning"), ")"))
+    if pv.groups_done_before:
+        parts.append(Content(
+            f".\n• {pv.groups_done_before} done by an earlier run into this backup folder: left as they are"
+        ))
     parts.append(Content(".\n\nEvery step is journaled: if it stops, running it again resumes.\n\n"))
     parts.append(Content.styled(
         "f switches between the trash and permanent delete · y executes · n cancels", "$text-muted"
