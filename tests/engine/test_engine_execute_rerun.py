@@ -525,3 +525,78 @@ async def test_the_preview_of_a_second_run_leaves_out_the_groups_done_before(
     assert pv.groups_to_resolve == len(todo) < fresh.groups_to_resolve
     assert pv.bytes_to_backup == sum(g.asset(i).file_size or 0 for g in todo for i in g.losers)
     assert f"{len(done)} group(s) done by an earlier run into this folder" in describe_preview(pv, False)
+
+
+async def test_the_disk_check_counts_only_backups_this_run_will_use(
+    tmp_path: Path, fake_client: ClientFactory, make_plan: MakePlan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Backups of a group the reviewed plan now skips stay on disk but are no help to this run:
+    they must not be subtracted from what it still needs (from the review of the rerun)."""
+    import shutil as shutil_module
+    from collections import namedtuple
+
+    import immich_dupes.engine.execute as execute_module
+    from immich_dupes.engine.execute import preflight
+
+    fake = FakeImmich(library="sample")
+    backup = tmp_path / "backup"
+    plan = await make_plan(fake)
+    g = group_of(plan, EASY)
+    only_easy = plan.model_copy(deep=True)
+    only_easy.groups = [
+        x if x.duplicate_id == g.duplicate_id else decide.set_action(x, Action.SKIP) for x in only_easy.groups
+    ]
+    with monkeypatch.context() as m:
+        _kill_after(m, "backed_up", g.duplicate_id)  # its losers are backed up, nothing else
+        with pytest.raises(_Killed):
+            await execute(fake_client(fake), only_easy, ExecuteOptions(backup))
+    st = load_states(read_entries(backup / JOURNAL_NAME))[g.duplicate_id]
+    assert set(st.backed_up) == set(g.losers)
+
+    edited = plan.model_copy(deep=True)
+    i = index_of(edited, EASY)
+    edited.groups[i] = decide.set_action(edited.groups[i], Action.SKIP)
+    options = ExecuteOptions(backup)
+    pv = preflight(edited, options)
+    states = load_states(read_entries(backup / JOURNAL_NAME))
+    # What this run still has to back up: its losers that are not on disk yet.
+    remaining = sum(
+        x.asset(i).file_size or 0
+        for x in edited.groups
+        if x.action is Action.RESOLVE and execute_module._acts(x, options) and x.duplicate_id != g.duplicate_id
+        for i in x.losers if i not in (states[x.duplicate_id].backed_up if x.duplicate_id in states else {})
+    )
+    assert remaining > 0
+    need = int(remaining * (1 + execute_module.DISK_MARGIN_FRACTION)) + execute_module.DISK_MARGIN_BYTES
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda _p: usage(10**12, 0, need - 1))
+    with pytest.raises(ExecuteRefused, match="not enough free disk space"):
+        preflight(edited, options)
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda _p: usage(10**12, 0, need + 1))
+    assert preflight(edited, options).bytes_to_backup == pv.bytes_to_backup
+
+    # The unedited plan does use those backups: they count as taken.
+    same = preflight(plan, options)
+    assert same.bytes_to_backup == pv.bytes_to_backup + sum(g.asset(x).file_size or 0 for x in g.losers)
+
+
+async def test_the_preview_leaves_out_a_group_left_alone_for_another_version(
+    tmp_path: Path, fake_client: ClientFactory, make_plan: MakePlan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from immich_dupes.engine.execute import preflight
+
+    fake = FakeImmich(library="sample")
+    backup = tmp_path / "backup"
+    plan = await make_plan(fake)
+    g = group_of(plan, EASY)
+    with monkeypatch.context() as m:
+        _kill_after(m, "manifest", g.duplicate_id)  # past its backups: committed
+        with pytest.raises(_Killed):
+            await execute(fake_client(fake), plan, ExecuteOptions(backup))
+    edited = swapped(plan, EASY)
+    pv = preflight(edited, ExecuteOptions(backup))
+    fresh = preflight(plan, ExecuteOptions(backup))  # the version that started it: resumed
+    assert pv.groups_to_resolve == fresh.groups_to_resolve - 1
+    assert pv.groups_skipped == fresh.groups_skipped + 1
+    assert pv.bytes_to_backup == fresh.bytes_to_backup - sum(g.asset(x).file_size or 0 for x in g.losers)

@@ -284,13 +284,17 @@ def _acts(g: GroupPlan, options: ExecuteOptions) -> bool:
     return not _external_blocked(g)
 
 
-def preview(plan: Plan, options: ExecuteOptions, done: Collection[str] = ()) -> ExecutePreview:
-    """``done``: groups an earlier run into the backup folder finished (see ``preflight``)."""
+def preview(
+    plan: Plan, options: ExecuteOptions, done: Collection[str] = (), held: Collection[str] = ()
+) -> ExecutePreview:
+    """``done``: groups an earlier run into the backup folder finished; ``held``: groups an
+    earlier run carried out in part with another version of them, which this run leaves
+    alone (see ``preflight``)."""
     resolve = dismiss = stack = skipped = losers = size = done_before = 0
     for g in plan.groups:
         if g.duplicate_id in done:
             done_before += 1
-        elif not _acts(g, options):
+        elif g.duplicate_id in held or not _acts(g, options):
             skipped += 1
         elif g.action is Action.RESOLVE:
             resolve += 1
@@ -372,7 +376,7 @@ def preflight(
         exists = BackupStore.check_usable(options.backup_dir, header or _header(plan))
     except BackupError as e:
         raise ExecuteRefused(str(e)) from None
-    done_bytes = 0
+    done_bytes = 0  # of the backups this run needs, those already on disk (journaled)
     if exists:
         # A resumed run trusts what the backup holds: every manifest must still be the one
         # execute wrote. An edited one is refused here, before anything is sent: trashing on
@@ -386,13 +390,30 @@ def preflight(
         conflict = mode_conflict(read_entries(journal), options.force)
         if conflict:
             raise ExecuteRefused(conflict)
-        # Groups an earlier run finished are left as they are: the preview leaves them out
-        # (and so do their backups from what is still to take).
-        done = {gid for gid, st in load_states(read_entries(journal)).items() if st.done}
-        pv = preview(plan, options, done)
-        for entry in read_entries(journal):
-            if entry["kind"] == "backed_up" and not entry.get("video_of") and entry.get("group") not in done:
-                done_bytes += int(entry.get("size", 0))
+        # Groups an earlier run finished, or carried out in part with another version of them
+        # (see _execute_locked), are left as they are: the preview says so and leaves them out.
+        states = load_states(read_entries(journal))
+        by_group = BackupStore.open_existing(options.backup_dir).header.analysis_created_at is not None
+        done = {gid for gid, st in states.items() if st.done}
+        held = {
+            g.duplicate_id for g in plan.groups
+            if by_group and (st := states.get(g.duplicate_id)) is not None and not st.done
+            and st.committed and st.version != group_sha256(g)
+        }
+        pv = preview(plan, options, done, held)
+        # Only the backups this run will use count as taken: a loser of this version of a
+        # group this run acts on, backed up before. (Backups of groups now skipped, or of
+        # assets that are no longer losers, stay on disk and take space: not subtracted.)
+        for g in plan.groups:
+            st = states.get(g.duplicate_id)
+            if st is None or g.duplicate_id in done or g.duplicate_id in held:
+                continue
+            if g.action is not Action.RESOLVE or not _acts(g, options):
+                continue
+            for i in g.losers:
+                b = st.backed_up.get(i)
+                if b is not None and b.video_of is None:
+                    done_bytes += min(b.size, g.asset(i).file_size or 0)
     remaining = max(0, pv.bytes_to_backup - done_bytes)
     if remaining and not options.dry_run:
         need = int(remaining * (1 + DISK_MARGIN_FRACTION)) + DISK_MARGIN_BYTES
