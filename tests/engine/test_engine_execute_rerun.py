@@ -600,3 +600,17 @@ async def test_the_preview_leaves_out_a_group_left_alone_for_another_version(
     assert pv.groups_to_resolve == fresh.groups_to_resolve - 1
     assert pv.groups_skipped == fresh.groups_skipped + 1
     assert pv.bytes_to_backup == fresh.bytes_to_backup - sum(g.asset(x).file_size or 0 for x in g.losers)
+
+
+def test_the_cli_report_names_the_groups_done_with_an_earlier_version() -> None:
+    from immich_dupes.commands.execute import describe_report
+    from immich_dupes.engine.execute import EARLIER_VERSION_DONE, GroupOutcome
+
+    rep = ExecuteReport(outcomes=[
+        GroupOutcome("g-edited", "done", EARLIER_VERSION_DONE),
+        GroupOutcome("g-plain", "done", "done in an earlier run"),
+        GroupOutcome("g-new", "done"),
+    ])
+    text = describe_report(rep)
+    assert f"not redone (1): {EARLIER_VERSION_DONE}: g-edited" in text
+    assert "g-plain" not in text

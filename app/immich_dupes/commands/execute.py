@@ -24,6 +24,7 @@ from immich_dupes.commands.common import (
 from immich_dupes.engine.backup import free_bytes
 from immich_dupes.engine.events import Event
 from immich_dupes.engine.execute import (
+    EARLIER_VERSION_DONE,
     ExecuteOptions,
     ExecutePreview,
     ExecuteRefused,
@@ -78,6 +79,11 @@ def describe_report(rep: ExecuteReport, max_ids: int = 10) -> str:
             lines.extend(f"skipped {i}: {reason}" for i in ids)
         else:
             lines.append(f"skipped {len(ids)} groups: {reason} (ids in the report)")
+    # Done before with another version of the group: the edits made since were not applied.
+    edited = [o.duplicate_id for o in rep.outcomes if o.status == "done" and o.reason == EARLIER_VERSION_DONE]
+    if edited:
+        shown = ", ".join(edited[:max_ids]) + (" … (all in the report)" if len(edited) > max_ids else "")
+        lines.append(f"not redone ({len(edited)}): {EARLIER_VERSION_DONE}: {shown}")
     verb = "would be " if rep.dry_run else ""
     gone = "deleted" if rep.force else "trashed"
     done = rep.would_do if rep.dry_run else rep.done

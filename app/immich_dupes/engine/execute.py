@@ -2021,6 +2021,7 @@ def _stop_message(stop: _Stop, rep: ExecuteReport, backup_dir: Path) -> str:
 
 
 __all__ = [
+    "EARLIER_VERSION_DONE",
     "ExecuteOptions",
     "ExecutePreview",
     "ExecuteRefused",
