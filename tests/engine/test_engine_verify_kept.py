@@ -202,12 +202,12 @@ async def test_only_the_fields_execute_kept_in_that_group_are_excused(
 
 def _checked(record: GroupRecord | None, plan: Plan, c: ImmichClient, name: str) -> Any:
     """Run verify's per-group check of one group against the server's current state."""
-    from immich_dupes.engine.verify import _GroupCheck, _Reader
+    from immich_dupes.engine.verify import _GroupCheck, read_assets
 
     g = group_of(plan, name)
 
     async def go() -> Any:
-        assets = await _Reader(c).read_many(list(dict.fromkeys([*g.keep, *g.losers])))
+        assets = await read_assets(c, list(dict.fromkeys([*g.keep, *g.losers])))
         return _GroupCheck(plan, g, assets, None, record).run()
 
     return go()

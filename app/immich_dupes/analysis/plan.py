@@ -411,14 +411,26 @@ def atomic_write_chunks(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    fsync_dir(p.parent, ignore_errors=False)
+
+
+def fsync_dir(path: Path, *, ignore_errors: bool = True) -> None:
+    """Make a rename or a new file in ``path`` durable (fsync of the directory).
+
+    A directory that cannot be opened (some file systems) is skipped; an fsync that fails is
+    ignored unless ``ignore_errors`` is False.
+    """
     try:
-        dfd = os.open(p.parent, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
-        os.fsync(dfd)
+        os.fsync(fd)
+    except OSError:
+        if not ignore_errors:
+            raise
     finally:
-        os.close(dfd)
+        os.close(fd)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int = 0o600) -> None:

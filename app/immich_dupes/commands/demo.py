@@ -15,12 +15,16 @@ import sys
 import tempfile
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from immich_dupes.analysis.plan import Plan, save_plan
 from immich_dupes.cli import EXIT_OK, EXIT_USAGE
 from immich_dupes.commands.common import ProgressPrinter
 from immich_dupes.engine.analyze import ANALYZE_PERMISSIONS, analyze
 from immich_dupes.immich.client import ImmichClient
+
+if TYPE_CHECKING:
+    from immich_dupes.fake import FakeImmich
 
 DEMO_RATE_LIMIT = 100.0
 """The fake is on loopback: no need to be as gentle as with a real server."""
@@ -30,11 +34,12 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def serve(args: argparse.Namespace) -> int:
-    from immich_dupes.fake import FakeImmich, FakeServer
+def _fake(args: argparse.Namespace) -> FakeImmich | None:
+    """The fake Immich the options ask for; None (after one line on stderr) for a bad library."""
+    from immich_dupes.fake import FakeImmich
 
     try:
-        fake = FakeImmich(
+        return FakeImmich(
             library=args.library,
             profile=args.profile,
             faults=args.faults or None,
@@ -42,6 +47,14 @@ def serve(args: argparse.Namespace) -> int:
         )
     except ValueError as e:
         sys.stderr.write(f"immich-dupes: error: {e}\n")
+        return None
+
+
+def serve(args: argparse.Namespace) -> int:
+    from immich_dupes.fake import FakeServer
+
+    fake = _fake(args)
+    if fake is None:
         return EXIT_USAGE
     server = FakeServer(fake, port=args.port)
     try:
@@ -80,18 +93,11 @@ async def analyze_demo(url: str, key: str) -> Plan:
 def run(args: argparse.Namespace) -> int:
     if args.serve_only:
         return serve(args)
-    from immich_dupes.fake import FakeImmich, FakeServer
+    from immich_dupes.fake import FakeServer
     from immich_dupes.tui.app import make_app
 
-    try:
-        fake = FakeImmich(
-            library=args.library,
-            profile=args.profile,
-            faults=args.faults or None,
-            cache_responses=not args.uncached,
-        )
-    except ValueError as e:
-        sys.stderr.write(f"immich-dupes: error: {e}\n")
+    fake = _fake(args)
+    if fake is None:
         return EXIT_USAGE
     work = Path(tempfile.mkdtemp(prefix="immich-dupes-demo-"))
     plan_path = work / "plan.json"

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from immich_dupes.analysis.plan import UUID_PATTERN, atomic_write_text
+from immich_dupes.analysis.plan import UUID_PATTERN, atomic_write_text, fsync_dir
 from immich_dupes.engine.journal import Journal
 from immich_dupes.engine.sanitize import sanitize_file_name
 
@@ -213,19 +213,6 @@ def verify_file(path: Path, size: int, sha1_b64: str) -> bool:
     except OSError:
         return False
     return digest == sha1_b64
-
-
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _mkdir_private(path: Path) -> None:

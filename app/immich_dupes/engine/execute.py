@@ -48,7 +48,7 @@ from typing import IO, Any, Literal, Protocol, TypeVar
 from pydantic import ValidationError
 
 from immich_dupes import __version__
-from immich_dupes.analysis.plan import Action, GroupPlan, Plan, PlanAlbum, PlanAsset
+from immich_dupes.analysis.plan import Action, GroupPlan, Plan, PlanAlbum, PlanAsset, fsync_dir
 from immich_dupes.analysis.timezones import offset_minutes
 from immich_dupes.engine.analyze import album_membership
 from immich_dupes.engine.backup import (
@@ -63,7 +63,6 @@ from immich_dupes.engine.backup import (
     ManifestTag,
     existing_ancestor,
     free_bytes,
-    fsync_dir,
     lock_backup_dir,
     verify_file,
 )
@@ -76,7 +75,6 @@ from immich_dupes.immich.errors import (
     ImmichError,
     IntegrityError,
     NotFound,
-    PermissionMissing,
 )
 from immich_dupes.immich.models import Asset, BulkIdResult, Visibility
 from immich_dupes.units import human_bytes
@@ -1798,14 +1796,7 @@ async def check_binding(
         info = await client.connect(needed)
     else:
         info = client.info
-        missing = info.missing(needed)
-        if missing:
-            raise PermissionMissing(
-                "the API key lacks permission: " + ", ".join(missing)
-                + " (edit the key in Immich: Account Settings → API Keys)",
-                permission=missing[0],
-                status=403,
-            )
+        info.require(needed)
     if info.user.id != plan.user_id:
         raise ExecuteRefused(
             f"this plan was made for another user ({plan.user_email or plan.user_id}); "

@@ -14,18 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+from immich_dupes.analysis.plan import fsync_dir
 
 
 def read_entries(path: Path) -> Iterator[dict[str, Any]]:
@@ -59,7 +48,7 @@ class Journal:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             self._truncate_torn_tail(fd)
             if not existed:
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
             self._fd = fd
         return self._fd
 

@@ -56,13 +56,11 @@ from immich_dupes.engine.backup import (
     verify_file,
 )
 from immich_dupes.engine.events import Event, Reporter, ignore
-from immich_dupes.engine.verify import check_binding, compare_date
+from immich_dupes.engine.verify import FATAL as _FATAL
+from immich_dupes.engine.verify import check_binding, compare_date, read_asset
 from immich_dupes.immich.client import ImmichClient
 from immich_dupes.immich.errors import (
-    AuthenticationFailed,
-    ConnectionFailed,
     ImmichError,
-    PermissionMissing,
 )
 from immich_dupes.immich.models import Asset, AssetType, BulkUploadCheckItem, Visibility
 
@@ -83,7 +81,6 @@ CHECK_BATCH = 1000
 GPS_SAME_M = 1.0
 
 ActionKind = Literal["from_trash", "reupload", "already_present", "failed"]
-_FATAL = (AuthenticationFailed, PermissionMissing, ConnectionFailed)
 
 
 @dataclass
@@ -418,12 +415,7 @@ class _Run:
     # ------------------------------------------------------------------ reading
 
     async def _read(self, asset_id: str) -> Asset | None | ImmichError:
-        try:
-            return await self.client.asset_or_none(asset_id)
-        except _FATAL:
-            raise
-        except ImmichError as e:
-            return e
+        return await read_asset(self.client, asset_id)
 
     async def classify(self, items: Sequence[_Item]) -> None:
         """Where is each asset now: present, trashed, or gone (then check by checksum)."""

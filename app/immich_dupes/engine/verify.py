@@ -379,27 +379,25 @@ class _GroupResult:
     state: Literal["ok", "anomaly", "not_executed", "skipped"]
 
 
-_FATAL = (AuthenticationFailed, PermissionMissing, ConnectionFailed)
-"""Errors that make the whole run meaningless: raised, never turned into a finding."""
+FATAL = (AuthenticationFailed, PermissionMissing, ConnectionFailed)
+"""Errors that make a whole verify or restore run meaningless: raised, never turned into a
+finding or one item's failure."""
 
 
-class _Reader:
-    """GET /assets/{id}: an Asset, None when gone (400 Not found), or the error for anything else."""
+async def read_asset(client: ImmichClient, asset_id: str) -> Asset | None | ImmichError:
+    """GET /assets/{id}: an Asset, None when gone (400 Not found), or the error for anything
+    else except the FATAL ones, which are raised."""
+    try:
+        return await client.asset_or_none(asset_id)
+    except FATAL:
+        raise
+    except ImmichError as e:
+        return e
 
-    def __init__(self, client: ImmichClient) -> None:
-        self.client = client
 
-    async def read(self, asset_id: str) -> Asset | None | ImmichError:
-        try:
-            return await self.client.asset_or_none(asset_id)
-        except _FATAL:
-            raise
-        except ImmichError as e:
-            return e
-
-    async def read_many(self, ids: Sequence[str]) -> dict[str, Asset | None | ImmichError]:
-        results = await asyncio.gather(*(self.read(i) for i in ids))
-        return dict(zip(ids, results, strict=True))
+async def read_assets(client: ImmichClient, ids: Sequence[str]) -> dict[str, Asset | None | ImmichError]:
+    results = await asyncio.gather(*(read_asset(client, i) for i in ids))
+    return dict(zip(ids, results, strict=True))
 
 
 def _name(group: GroupPlan, asset_id: str) -> str:
@@ -796,7 +794,6 @@ async def verify(
     if _needs_albums(groups):
         membership = await album_membership(client, report)
 
-    reader = _Reader(client)
     results: dict[int, _GroupResult] = {}
     done = 0
     it = iter(enumerate(groups))
@@ -811,7 +808,7 @@ async def verify(
             if rec is not None and rec.status == "skipped":
                 assets: dict[str, Asset | None | ImmichError] = {}
             else:
-                assets = await reader.read_many(ids)
+                assets = await read_assets(client, ids)
             results[idx] = _GroupCheck(plan, g, assets, membership, rec).run()
             done += 1
             report(Event("verify", "", done=done, total=total, group_id=g.duplicate_id))
@@ -849,11 +846,14 @@ __all__ = [
     "GroupRecord",
     "VerifyReport",
     "WinnerKept",
+    "FATAL",
     "WrongServer",
     "check_binding",
     "compare_date",
     "is_named_zone",
     "parse_offset_datetime",
+    "read_asset",
+    "read_assets",
     "same_server",
     "verify",
 ]

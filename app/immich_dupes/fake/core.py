@@ -224,7 +224,20 @@ class FakeImmich:
                 resp.headers.append(("X-Correlation-ID", cid))
                 return resp, None
 
-    def _record(self, rec: RequestRecord) -> None:
+    def _record(
+        self,
+        req: ApiRequest,
+        t0: float,
+        status: int,
+        user_id: str | None,
+        bytes_out: int,
+        fault: str | None,
+    ) -> None:
+        """Log one request that was handled (or refused: status 0) since ``t0``, ending now."""
+        rec = RequestRecord(
+            t0, time.monotonic(), req.method, req.path, req.query, status, user_id,
+            len(req.body), bytes_out, fault,
+        )
         with self._meta:
             self.request_log.append(rec)
 

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from immich_dupes.fake.core import FakeImmich, RequestRecord
+from immich_dupes.fake.core import FakeImmich
 from immich_dupes.fake.faults import Faults
 from immich_dupes.fake.http import ApiRequest
 
@@ -140,20 +140,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
         decision = fake._decide(req.method, req.path)
         if decision.down:
-            fake._record(
-                RequestRecord(
-                    t0,
-                    time.monotonic(),
-                    req.method,
-                    req.path,
-                    req.query,
-                    0,
-                    None,
-                    len(body),
-                    0,
-                    "down",
-                )
-            )
+            fake._record(req, t0, 0, None, 0, "down")
             self._drop()
             return
         if decision.latency:
@@ -182,20 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except OSError:
             self.close_connection = True
-        fake._record(
-            RequestRecord(
-                t0,
-                time.monotonic(),
-                req.method,
-                req.path,
-                req.query,
-                resp.status,
-                user_id,
-                len(body),
-                0 if head_only else len(sent),
-                decision.name,
-            )
-        )
+        fake._record(req, t0, resp.status, user_id, 0 if head_only else len(sent), decision.name)
         if decision.reset:
             self._drop()
         elif decision.truncate:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 
-from immich_dupes.fake.core import FakeImmich, RequestRecord
+from immich_dupes.fake.core import FakeImmich
 from immich_dupes.fake.faults import FaultDecision
 from immich_dupes.fake.http import ApiRequest, ApiResponse
 
@@ -80,30 +80,13 @@ def _finish(
 ) -> tuple[list[tuple[str, str]], bytes, bool]:
     cut = decision.reset or decision.truncate
     sent = data[: len(data) // 2] if cut else data
-    fake._record(
-        RequestRecord(
-            t0,
-            time.monotonic(),
-            req.method,
-            req.path,
-            req.query,
-            resp.status,
-            user_id,
-            len(req.body),
-            len(sent),
-            decision.name,
-        )
-    )
+    fake._record(req, t0, resp.status, user_id, len(sent), decision.name)
     return _headers(resp, data), sent, cut
 
 
 def _refused(fake: FakeImmich, request: httpx.Request, req: ApiRequest, t0: float) -> httpx.ConnectError:
     """While the fake is 'down': log the attempt and refuse it as a closed port would."""
-    fake._record(
-        RequestRecord(
-            t0, time.monotonic(), req.method, req.path, req.query, 0, None, len(req.body), 0, "down"
-        )
-    )
+    fake._record(req, t0, 0, None, 0, "down")
     return httpx.ConnectError("[Errno 111] Connection refused (fake Immich is down)", request=request)
 
 

@@ -184,6 +184,17 @@ class ServerInfo:
             return []
         return [p for p in needed if p not in have]
 
+    def require(self, needed: Iterable[str]) -> None:
+        """Raise PermissionMissing naming every permission of ``needed`` the key lacks."""
+        missing = self.missing(needed)
+        if missing:
+            raise PermissionMissing(
+                "the API key lacks permission: " + ", ".join(missing)
+                + " (edit the key in Immich: Account Settings → API Keys)",
+                permission=missing[0],
+                status=403,
+            )
+
 
 def _template(path: str) -> str:
     """``/assets/<uuid>/original`` → ``/assets/{id}/original`` for request statistics."""
@@ -489,14 +500,7 @@ class ImmichClient:
         key = await self.api_key_info() if version.at_least(1, 139) else None
         needed = list(needed)
         info = ServerInfo(version=version, user=User(id="00000000-0000-0000-0000-000000000000"), key=key)
-        missing = info.missing(needed)
-        if missing:
-            raise PermissionMissing(
-                "the API key lacks permission: " + ", ".join(missing)
-                + " (edit the key in Immich: Account Settings → API Keys)",
-                permission=missing[0],
-                status=403,
-            )
+        info.require(needed)
         try:
             info.user = await self.me()
         except PermissionMissing as e:
