@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from immich_dupes.analysis.decide import build_group, plan_asset
+from immich_dupes.analysis.decide import build_group, plan_assets
 from immich_dupes.analysis.plan import (
     Plan,
     PlanError,
@@ -21,7 +21,6 @@ from immich_dupes.analysis.plan import (
     plan_json_schema,
     save_plan,
 )
-from immich_dupes.immich.models import DuplicateGroup
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
 
@@ -30,9 +29,8 @@ def recorded_plan() -> Plan:
     raw = json.loads((FIXTURES / "duplicates-admin.json").read_text())
     groups = []
     for g in raw:
-        dg = DuplicateGroup.model_validate(g)
         groups.append(
-            build_group(dg.duplicateId, [plan_asset(a) for a in dg.assets], PlanSettings(), dg.suggestedKeepAssetIds)
+            build_group(g["duplicateId"], plan_assets(g["assets"]), PlanSettings(), g["suggestedKeepAssetIds"])
         )
     plan = Plan(
         created_at=datetime(2026, 11, 23, tzinfo=UTC),

@@ -7,10 +7,12 @@ copies that both have a value. Consolidation (§7) says what the winner should h
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import UTC
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from itertools import combinations
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from immich_dupes.analysis.geo import format_distance, haversine_m
 from immich_dupes.analysis.plan import (
@@ -20,63 +22,130 @@ from immich_dupes.analysis.plan import (
     ConflictType,
     Consolidated,
     GroupPlan,
-    PlanAlbum,
     PlanAsset,
     PlanSettings,
-    PlanTag,
     ReviewReason,
     Sources,
+    first_problem,
 )
 from immich_dupes.analysis.timezones import format_offset, local_iso_with_offset, offset_minutes
-from immich_dupes.immich.models import Asset
+from immich_dupes.immich.models import duration_ms, visibility_of
 
 # --------------------------------------------------------------------------- snapshot
 
 
-def plan_asset(asset: Asset, albums: Iterable[PlanAlbum] = ()) -> PlanAsset:
-    """The per-asset record a plan carries, from an ``AssetResponseDto``."""
-    e = asset.exif
-    dims = asset.dimensions
-    captured = e.dateTimeOriginal
+class AssetDataError(ValueError):
+    """The server described an asset in a way the plan cannot hold (names the asset and field)."""
+
+
+_PLAN_ASSETS: TypeAdapter[list[PlanAsset]] = TypeAdapter(list[PlanAsset])
+_DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+_NOTHING: Mapping[str, Any] = {}
+
+
+def _datetime(v: Any, field: str) -> datetime | None:
+    """A date-time as the server writes it (ISO 8601); pydantic's parser for anything else."""
+    if v is None:
+        return None
+    # The extended form only (2019-07-04T…): fromisoformat also reads the basic form
+    # (20190704T…), which pydantic, and so the ``Asset`` model execute reads with, refuses.
+    if isinstance(v, str) and v[4:5] == "-":
+        try:
+            return datetime.fromisoformat(v)
+        except ValueError:
+            pass
+    try:
+        return _DATETIME.validate_python(v)
+    except ValidationError as e:
+        raise AssetDataError(first_problem(e, under=field)) from None
+
+
+def plan_asset_fields(asset: Mapping[str, Any]) -> dict[str, Any]:
+    """The per-asset record a plan carries, from an ``AssetResponseDto`` as the server sent it.
+
+    Works on the JSON itself, for any supported version (the few fields that changed shape go
+    through the same helpers as the ``Asset`` model): analyze reads tens of thousands of assets,
+    and a typed ``Asset`` for each only to copy it into a ``PlanAsset`` doubled its time.
+    Not validated here: ``plan_assets`` validates the result.
+    """
+    e = asset.get("exifInfo") or _NOTHING
+    if not isinstance(e, Mapping):
+        raise AssetDataError("exifInfo: not a JSON object")
+    w, h = e.get("exifImageWidth"), e.get("exifImageHeight")
+    if not (w and h):
+        # Pixels as EXIF reports them, else as the asset row has them (≥2.5).
+        w, h = asset.get("width"), asset.get("height")
+        if not (w and h):
+            w = h = None
+    captured = _datetime(e.get("dateTimeOriginal"), "exifInfo.dateTimeOriginal")
     if captured is not None and captured.tzinfo is None:
         captured = captured.replace(tzinfo=UTC)
-    local = asset.localDateTime.replace(tzinfo=None) if asset.localDateTime else None
-    rating = e.rating if e.rating not in (0,) else None
-    desc = e.description or ""
-    return PlanAsset(
-        id=asset.id,
-        file_name=asset.originalFileName or asset.id,
-        type=asset.type.value,
-        mime=asset.originalMimeType,
-        width=dims[0] if dims else None,
-        height=dims[1] if dims else None,
-        file_size=e.fileSizeInByte,
-        checksum=asset.checksum,
-        original_path=asset.originalPath,
-        library_id=asset.libraryId,
-        is_offline=asset.isOffline,
-        live_photo_video_id=asset.livePhotoVideoId,
-        captured_at=captured,
-        local_time=local,
-        time_zone=e.timeZone,
-        utc_offset_minutes=offset_minutes(e.timeZone, captured),
-        latitude=e.latitude,
-        longitude=e.longitude,
-        city=e.city,
-        state=e.state,
-        country=e.country,
-        description=desc,
-        make=e.make,
-        model=e.model,
-        lens=e.lensModel,
-        is_favorite=asset.isFavorite,
-        rating=rating,
-        visibility=asset.visibility.value,
-        tags=[PlanTag(id=t.id, value=t.value or t.name) for t in asset.tags],
-        albums=list(albums),
-        updated_at=asset.updatedAt,
-        duration_ms=asset.duration_ms,
-    )
+    local = _datetime(asset.get("localDateTime"), "localDateTime")
+    zone = e.get("timeZone")
+    rating = e.get("rating")
+    tags = asset.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, Mapping) for t in tags):
+        raise AssetDataError("tags: not a list of JSON objects")
+    asset_id = asset.get("id")
+    return {
+        "id": asset_id,
+        "file_name": asset.get("originalFileName") or asset_id,
+        "type": asset.get("type") or "IMAGE",
+        "mime": asset.get("originalMimeType"),
+        "width": w,
+        "height": h,
+        "file_size": e.get("fileSizeInByte"),
+        "checksum": asset.get("checksum") or "",
+        "original_path": asset.get("originalPath"),
+        "library_id": asset.get("libraryId"),
+        "is_offline": asset.get("isOffline") or False,
+        "live_photo_video_id": asset.get("livePhotoVideoId"),
+        "captured_at": captured,
+        "local_time": local.replace(tzinfo=None) if local is not None else None,
+        "time_zone": zone,
+        "utc_offset_minutes": offset_minutes(zone, captured) if isinstance(zone, str) else None,
+        "latitude": e.get("latitude"),
+        "longitude": e.get("longitude"),
+        "city": e.get("city"),
+        "state": e.get("state"),
+        "country": e.get("country"),
+        "description": e.get("description") or "",
+        "make": e.get("make"),
+        "model": e.get("model"),
+        "lens": e.get("lensModel"),
+        "is_favorite": asset.get("isFavorite") or False,
+        "rating": None if rating == 0 else rating,
+        "visibility": visibility_of(asset),
+        "tags": [{"id": t.get("id"), "value": t.get("value") or t.get("name") or ""} for t in tags],
+        "updated_at": asset.get("updatedAt"),
+        "duration_ms": duration_ms(asset.get("duration")),
+    }
+
+
+def plan_assets(assets: Sequence[Mapping[str, Any]]) -> list[PlanAsset]:
+    """``plan_asset_fields`` of each, validated in one pass; AssetDataError names what is wrong."""
+    fields: list[dict[str, Any]] = []
+    for a in assets:
+        try:
+            fields.append(plan_asset_fields(a))
+        except AssetDataError as e:
+            raise AssetDataError(f"asset {_shown_id(a)}: {e}") from None
+    try:
+        return _PLAN_ASSETS.validate_python(fields)
+    except ValidationError as e:
+        loc = e.errors()[0].get("loc", ())
+        where = assets[loc[0]] if loc and isinstance(loc[0], int) and loc[0] < len(assets) else {}
+        raise AssetDataError(f"asset {_shown_id(where)}: {first_problem(e, skip=1)}") from None
+
+
+def plan_asset(asset: Mapping[str, Any]) -> PlanAsset:
+    """One asset's plan record (``plan_assets`` for a whole group)."""
+    return plan_assets([asset])[0]
+
+
+def _shown_id(asset: Mapping[str, Any]) -> str:
+    v = asset.get("id")
+    return v[:64] if isinstance(v, str) else "(no id)"
 
 
 # --------------------------------------------------------------------------- winner

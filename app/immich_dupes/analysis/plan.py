@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -286,20 +287,19 @@ class Plan(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> Plan:
-        seen_groups: set[str] = set()
-        seen_assets: dict[str, str] = {}
-        for i, g in enumerate(self.groups):
-            if g.duplicate_id in seen_groups:
-                raise ValueError(f"groups[{i}]: duplicate_id {g.duplicate_id} appears twice")
-            seen_groups.add(g.duplicate_id)
-            for a in g.assets:
-                other = seen_assets.get(a.id)
-                if other is not None:
-                    raise ValueError(
-                        f"groups[{i}]: asset {a.id} is also in group {other}; an asset belongs to one group"
-                    )
-                seen_assets[a.id] = g.duplicate_id
+        check_unique(self.groups)
         return self
+
+    @classmethod
+    def of_groups(cls, groups: list[GroupPlan], **header: Any) -> Plan:
+        """A plan of groups that are validated already (each ``GroupPlan`` was built
+        validated): the header is validated and the groups checked against each other, but
+        not each group a second time (a pass over 20,000 groups)."""
+        plan = cls(**header, total_groups=0, total_assets=0, needs_review_count=0, groups=[])
+        check_unique(groups)
+        plan.groups = groups
+        plan.refresh_counts()
+        return plan
 
     def refresh_counts(self) -> None:
         """Recompute the summary keys after edits (review)."""
@@ -314,12 +314,29 @@ class Plan(_Strict):
         raise KeyError(duplicate_id)
 
 
+def check_unique(groups: list[GroupPlan]) -> None:
+    """A group appears once, and an asset belongs to one group."""
+    seen_groups: set[str] = set()
+    seen_assets: dict[str, str] = {}
+    for i, g in enumerate(groups):
+        if g.duplicate_id in seen_groups:
+            raise ValueError(f"groups[{i}]: duplicate_id {g.duplicate_id} appears twice")
+        seen_groups.add(g.duplicate_id)
+        for a in g.assets:
+            other = seen_assets.get(a.id)
+            if other is not None:
+                raise ValueError(
+                    f"groups[{i}]: asset {a.id} is also in group {other}; an asset belongs to one group"
+                )
+            seen_assets[a.id] = g.duplicate_id
+
+
 class PlanError(ValueError):
     """A plan file that cannot be used; the message names the file and the bad field."""
 
 
-def _loc(loc: tuple[Any, ...]) -> str:
-    out = ""
+def _loc(loc: tuple[Any, ...], under: str = "") -> str:
+    out = under
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
@@ -332,14 +349,11 @@ def parse_plan(text: str | bytes, source: str = "plan") -> Plan:
     """Validate a plan; raise PlanError with one clear line naming the bad field.
 
     A good plan goes straight from JSON to the models (no intermediate tree of dicts) with the
-    cyclic GC paused while ~10^5 objects are made (they form no cycles): 80,000 groups load in
-    about 3 s instead of 13. Anything wrong takes the path below, which says what and where;
-    the fast path only ever accepts less than it (same models, and schema_version must be
-    written, not defaulted).
+    cyclic GC paused (``many_new_objects``): 80,000 groups load in about 3 s instead of 13.
+    Anything wrong takes the path below, which says what and where; the fast path only ever
+    accepts less than it (same models, and schema_version must be written, not defaulted).
     """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with many_new_objects():
         try:
             plan = Plan.model_validate_json(text)
         except Exception:  # any doubt: the explaining path decides
@@ -348,7 +362,31 @@ def parse_plan(text: str | bytes, source: str = "plan") -> Plan:
             if "schema_version" in plan.model_fields_set:
                 return plan
         return _parse_plan_explained(text, source)
+
+
+FREEZE_AFTER = 200_000
+"""New container objects (as the cyclic GC counts them) above which ``many_new_objects``
+freezes what was built."""
+
+
+@contextlib.contextmanager
+def many_new_objects() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large structure without cycles is built.
+
+    Plans of tens of thousands of groups are ~10^6 small objects. With the collector on, it
+    walks them again and again while they are made (it doubled analyze's time); turned back
+    on, its next pass walks all of them at once (0.2 s at 20,000 groups) and every later full
+    pass again. So a big build is also frozen (``gc.freeze``): moved out of the collector's
+    sight. Reference counting still frees it when it is dropped; only garbage with cycles
+    made during the build would be kept, and a small build is not frozen at all.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
     finally:
+        if gc.get_count()[0] > FREEZE_AFTER:
+            gc.freeze()
         if enabled:
             gc.enable()
 
@@ -370,13 +408,18 @@ def _parse_plan_explained(text: str | bytes, source: str) -> Plan:
     try:
         return Plan.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
         more = f" (and {e.error_count() - 1} more problems)" if e.error_count() > 1 else ""
-        msg = str(err.get("msg", "invalid"))
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        return_loc = _loc(tuple(err.get("loc", ())))
-        raise PlanError(f"{source}: {return_loc}: {msg}{more}") from None
+        raise PlanError(f"{source}: {first_problem(e)}{more}") from None
+
+
+def first_problem(e: ValidationError, skip: int = 0, under: str = "") -> str:
+    """The first error of ``e`` as one line, ``where: what`` (``groups[3].winner: …``).
+
+    ``skip`` drops that many leading parts of the location (a list index the caller names
+    otherwise); ``under`` is the path of what was validated, when that was a part."""
+    err = e.errors()[0]
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{_loc(tuple(err.get('loc', ()))[skip:], under)}: {msg}"
 
 
 def load_plan(path: str | os.PathLike[str]) -> Plan:
@@ -393,16 +436,18 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
 
 
 def atomic_write_chunks(
-    path: str | os.PathLike[str], chunks: Iterable[str], mode: int = 0o600
+    path: str | os.PathLike[str], chunks: Iterable[str | bytes], mode: int = 0o600
 ) -> None:
-    """Write via a temp file in the same folder, fsync, rename: never a half-written file."""
+    """Write via a temp file in the same folder, fsync, rename: never a half-written file.
+
+    Text chunks are written as UTF-8, bytes as they are."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "wb") as f:
             for chunk in chunks:
-                f.write(chunk)
+                f.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
@@ -437,14 +482,21 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int = 0o600
     atomic_write_chunks(path, [text], mode)
 
 
-def _plan_chunks(plan: Plan) -> Iterator[str]:
-    # ``groups`` is the last field: the header is the plan without it, then one group at a
-    # time, so a plan of tens of thousands of groups is never one string in memory.
-    head = plan.model_dump_json(exclude={"groups"})
-    yield head[:-1] + (',"groups":[' if head != "{}" else '{"groups":[')
-    for i, g in enumerate(plan.groups):
-        yield ("," if i else "") + g.model_dump_json()
-    yield "]}"
+_GROUPS: TypeAdapter[list[GroupPlan]] = TypeAdapter(list[GroupPlan])
+GROUPS_PER_CHUNK = 500
+
+
+def _plan_chunks(plan: Plan) -> Iterator[bytes]:
+    # ``groups`` is the last field: the header is the plan without it, then a few hundred
+    # groups at a time (one call each, not one per group), so a plan of tens of thousands
+    # of groups is never one string in memory.
+    head = plan.model_dump_json(exclude={"groups"}).encode("utf-8")
+    yield head[:-1] + (b',"groups":[' if head != b"{}" else b'{"groups":[')
+    groups = plan.groups
+    for start in range(0, len(groups), GROUPS_PER_CHUNK):
+        part = _GROUPS.dump_json(groups[start : start + GROUPS_PER_CHUNK])
+        yield (b"," if start else b"") + part[1:-1]  # without the list's own brackets
+    yield b"]}"
 
 
 def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:

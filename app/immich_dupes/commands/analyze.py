@@ -12,8 +12,10 @@ from pathlib import Path
 import httpx
 
 from immich_dupes.analysis.plan import Plan, PlanSettings, save_plan
+from immich_dupes.cli import EXIT_FAILED
 from immich_dupes.commands.common import ProgressPrinter, errors_to_exit, make_client
 from immich_dupes.engine.analyze import ANALYZE_PERMISSIONS, analyze
+from immich_dupes.engine.events import Event
 from immich_dupes.units import human_bytes
 
 
@@ -34,20 +36,34 @@ def summary(plan: Plan) -> str:
 
 async def run_analyze(
     args: argparse.Namespace, transport: httpx.AsyncBaseTransport | None = None
-) -> str:
-    """Analyze, write the plan, return the summary.
+) -> tuple[str, int]:
+    """Analyze, write the plan, return the summary and how many groups were left out.
 
     The plan is written inside the coroutine on purpose: a large object returned from the
     main task gets repr()'d during loop shutdown (seconds for tens of thousands of groups).
     """
     settings = PlanSettings(gps_tolerance_m=args.gps_tolerance, time_tolerance_s=args.time_tolerance)
     progress = ProgressPrinter()
+    left_out = 0
+
+    def report(e: Event) -> None:
+        nonlocal left_out
+        if e.phase == "analyze" and "skipped" in e.data:
+            left_out = int(e.data["skipped"])
+        progress(e)
+
     async with make_client(args, transport) as client:
         await client.connect(ANALYZE_PERMISSIONS)
-        plan = await analyze(client, settings, progress)
+        plan = await analyze(client, settings, report)
     progress.finish()
     await asyncio.to_thread(save_plan, plan, Path(args.output))
-    return summary(plan)
+    text = summary(plan)
+    if left_out:
+        text += (
+            f"\n  left out: {left_out} group{'' if left_out == 1 else 's'} whose data from "
+            "the server could not be read (named above); Immich keeps them as they are"
+        )
+    return text, left_out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,9 +79,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     with errors_to_exit() as code:
         try:
-            print(asyncio.run(run_analyze(args)))
+            text, left_out = asyncio.run(run_analyze(args))
         except OSError as e:  # e.g. the disk filled up while the plan was written
             sys.stderr.write(f"immich-dupes: error: cannot write the plan {out} ({e.strerror or e})\n")
-            return 1
+            return EXIT_FAILED
+        print(text)
         print(f"plan written to {out}")
+        if left_out:
+            code[0] = EXIT_FAILED
     return code[0]

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
 
 from immich_dupes import __version__
-from immich_dupes.analysis.decide import build_group, plan_asset
-from immich_dupes.analysis.plan import GroupPlan, Plan, PlanAlbum, PlanAsset, PlanSettings
+from immich_dupes.analysis.decide import AssetDataError, build_group, plan_assets
+from immich_dupes.analysis.plan import (
+    GroupPlan,
+    Plan,
+    PlanAlbum,
+    PlanAsset,
+    PlanSettings,
+    first_problem,
+    many_new_objects,
+)
 from immich_dupes.engine.events import Event, Reporter, ignore
 from immich_dupes.immich.client import ImmichClient
+from immich_dupes.immich.errors import ImmichError
 
 ANALYZE_PERMISSIONS = ("duplicate.read", "user.read", "album.read", "asset.read")
+NAMED_SKIPS = 20
+"""Groups left out of a plan that are named one by one; the rest are counted."""
 
 
 async def album_membership(client: ImmichClient, report: Reporter = ignore) -> dict[str, list[PlanAlbum]]:
@@ -49,38 +62,66 @@ async def analyze(
     albums_task = asyncio.create_task(album_membership(client, report))
     pending: list[tuple[str, list[PlanAsset], list[str]]] = []
     received = 0
+    skipped = 0
 
     def progress(done_bytes: int, total: int | None) -> None:
         report(Event("download", "", bytes_done=done_bytes, bytes_total=total, done=received))
 
-    # Tens of thousands of small models are built here and all stay alive: the cyclic
-    # collector would walk every one of them again and again (it doubled the run time and
-    # memory at 20,000 groups). They hold no reference cycles, so pause it for this phase.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
+    def skip(group_id: str, why: str) -> None:
+        nonlocal skipped
+        skipped += 1
+        if skipped <= NAMED_SKIPS:
+            shown = group_id[:64]
+            report(Event("analyze", f"group {shown} left out of the plan: {why}", group_id=shown, level="warning"))
+        elif skipped == NAMED_SKIPS + 1:
+            report(Event("analyze", f"more groups left out of the plan (only the first {NAMED_SKIPS} are named)",
+                         level="warning"))
+
+    # Tens of thousands of small models are built here and all stay alive, without cycles.
     try:
-        async for g in client.iter_duplicates(progress):
-            if len(g.assets) < 2:
-                continue
-            received += 1
-            pending.append((g.duplicateId, [plan_asset(a) for a in g.assets], g.suggestedKeepAssetIds))
-        membership = await albums_task
-        groups: list[GroupPlan] = []
-        for duplicate_id, assets, suggested in pending:
-            for a in assets:
-                found = membership.get(a.id)
-                if found:
-                    a.albums = found
-            groups.append(build_group(duplicate_id, assets, settings, suggested))
-        pending.clear()
+        with many_new_objects():
+            # The groups as JSON, straight into the plan's records: no typed Asset in between.
+            async for g in client.iter_duplicates_raw(progress):
+                group_id, raw_assets, suggested = _group_parts(g)
+                if len(raw_assets) < 2:
+                    continue
+                received += 1
+                try:
+                    pending.append((group_id, plan_assets(raw_assets), suggested))
+                except AssetDataError as e:
+                    skip(group_id, str(e))
+            membership = await albums_task
+            groups: list[GroupPlan] = []
+            seen: dict[str, str] = {}  # asset or group id → the group that has it
+            for duplicate_id, assets, suggested in pending:
+                other = next((seen[x] for x in [duplicate_id, *(a.id for a in assets)] if x in seen), None)
+                if other is not None:  # Immich gives an asset one duplicateId; a plan relies on it
+                    skip(duplicate_id, f"it shares an id with group {other}")
+                    continue
+                for a in assets:
+                    found = membership.get(a.id)
+                    if found:
+                        a.albums = found
+                try:
+                    groups.append(build_group(duplicate_id, assets, settings, suggested))
+                except ValidationError as e:  # e.g. a duplicateId that is no UUID
+                    skip(duplicate_id, first_problem(e))
+                    continue
+                seen[duplicate_id] = duplicate_id
+                for a in assets:
+                    seen[a.id] = duplicate_id
+            pending.clear()
     finally:
         if not albums_task.done():
             albums_task.cancel()
-        if gc_was_enabled:
-            gc.enable()
-    report(Event("analyze", f"{len(groups)} groups", done=len(groups), total=len(groups)))
+    report(
+        Event(
+            "analyze", f"{len(groups)} groups", done=len(groups), total=len(groups), data={"skipped": skipped}
+        )
+    )
 
-    plan = Plan(
+    return Plan.of_groups(
+        groups,
         tool_version=__version__,
         created_at=datetime.now(UTC),
         server_url=client.base_url,
@@ -88,10 +129,21 @@ async def analyze(
         user_id=info.user.id,
         user_email=info.user.email,
         settings=settings,
-        total_groups=0,
-        total_assets=0,
-        needs_review_count=0,
-        groups=groups,
     )
-    plan.refresh_counts()
-    return plan
+
+
+def _group_parts(g: dict[str, Any]) -> tuple[str, list[dict[str, Any]], list[str]]:
+    """A ``DuplicateResponseDto``'s id, assets (JSON objects) and suggestion; ImmichError if
+    it is not one (the whole answer is then not what Immich sends)."""
+    group_id = g.get("duplicateId")
+    assets = g.get("assets")
+    suggested = g.get("suggestedKeepAssetIds") or []  # absent before 2.7
+    if (
+        not isinstance(group_id, str)
+        or not isinstance(assets, list)
+        or not all(isinstance(a, dict) for a in assets)
+        or not isinstance(suggested, list)
+    ):
+        raise ImmichError("the duplicates list holds an entry that is not a duplicate group", path="/duplicates")
+    return group_id, assets, [s for s in suggested if isinstance(s, str)]
+

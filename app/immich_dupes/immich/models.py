@@ -7,11 +7,38 @@ version lacks are optional, and the few that changed shape (``duration``, ``isAr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def duration_ms(v: Any) -> Any:
+    """A video's length in milliseconds: v3 sends integer ms, 1.x/2.x ``"H:MM:SS.ffffff"``.
+
+    Anything else that is not a number becomes None (unknown), not an error.
+    """
+    if v is None or isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return int(v)
+    if isinstance(v, str):
+        try:
+            h, m, s = v.split(":")
+            return round((int(h) * 3600 + int(m) * 60 + float(s)) * 1000)
+        except ValueError:
+            return None
+    return None
+
+
+def visibility_of(asset: Mapping[str, Any]) -> Any:
+    """An ``AssetResponseDto``'s visibility; before 1.133 only ``isArchived`` says it."""
+    v = asset.get("visibility")
+    if v is None:
+        return "archive" if asset.get("isArchived") else "timeline"
+    return v
 
 
 class _Model(BaseModel):
@@ -126,18 +153,7 @@ class Asset(_Model):
     @field_validator("duration_ms", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> Any:
-        """v3 sends integer milliseconds; 1.x/2.x send ``"H:MM:SS.ffffff"``."""
-        if v is None or isinstance(v, int):
-            return v
-        if isinstance(v, float):
-            return int(v)
-        if isinstance(v, str):
-            try:
-                h, m, s = v.split(":")
-                return round((int(h) * 3600 + int(m) * 60 + float(s)) * 1000)
-            except ValueError:
-                return None
-        return None
+        return duration_ms(v)
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -147,10 +163,9 @@ class Asset(_Model):
     @model_validator(mode="before")
     @classmethod
     def _visibility_from_is_archived(cls, data: Any) -> Any:
-        # Before 1.133 there is no ``visibility``; ``isArchived`` says archive or timeline.
         if isinstance(data, dict) and data.get("visibility") is None:
             data = dict(data)
-            data["visibility"] = "archive" if data.get("isArchived") else "timeline"
+            data["visibility"] = visibility_of(data)
         return data
 
     @property
