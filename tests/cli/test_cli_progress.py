@@ -39,6 +39,7 @@ def test_interleaved_phases_show_a_real_rate_and_stay_sparse(clock: Clock) -> No
     # Each phase: its first line, then one line per 2 s (of 18 events: 6 lines at most).
     assert len(lines) <= 6, lines
     download = [ln for ln in lines if ln.startswith("download:")]
+    assert not any("B/s)" in ln for ln in download[:1])  # no rate at the very start
     assert "(0 B/s)" not in download[-1]
     assert "/s)" in download[-1]
 

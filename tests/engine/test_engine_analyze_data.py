@@ -167,3 +167,17 @@ def test_cli_leaves_the_group_out_writes_the_rest_and_exits_1(tmp_path: Path) ->
     plan = load_plan(out)
     assert plan.total_groups == len(fake.groups()) - 1
     assert victim["duplicateId"] not in {g.duplicate_id for g in plan.groups}
+
+
+def test_progress_names_the_groups_read_and_the_decisions_after_the_download() -> None:
+    """At 80,000 groups the decisions take seconds: they report progress of their own instead
+    of leaving the last download line standing."""
+    fake = FakeImmich(library="synthetic:2500")
+    plan, events = run(fake, lambda body: body)
+    downloads = [e for e in events if e.phase == "download"]
+    assert downloads[-1].message == "2500 groups"
+    deciding = [e for e in events if e.phase == "analyze" and e.message == "choosing winners"]
+    assert [(e.done, e.total) for e in deciding] == [(0, 2500), (1000, 2500), (2000, 2500)]
+    assert events.index(deciding[0]) > events.index(downloads[-1])
+    assert events[-1].phase == "analyze"
+    assert (events[-1].done, events[-1].total) == (2500, 2500)

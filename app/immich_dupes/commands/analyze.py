@@ -52,11 +52,14 @@ async def run_analyze(
             left_out = int(e.data["skipped"])
         progress(e)
 
-    async with make_client(args, transport) as client:
-        await client.connect(ANALYZE_PERMISSIONS)
-        plan = await analyze(client, settings, report)
-    progress.finish()
-    await asyncio.to_thread(save_plan, plan, Path(args.output))
+    try:
+        async with make_client(args, transport) as client:
+            await client.connect(ANALYZE_PERMISSIONS)
+            plan = await analyze(client, settings, report)
+        progress(Event("plan", f"writing {args.output}"))
+        await asyncio.to_thread(save_plan, plan, Path(args.output))
+    finally:
+        progress.finish()  # an error message then starts on a line of its own
     text = summary(plan)
     if left_out:
         text += (

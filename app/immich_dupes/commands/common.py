@@ -143,9 +143,10 @@ class ProgressPrinter:
         elif ev.done:
             parts.append(str(ev.done))
         if ev.bytes_done:
-            rate = ev.bytes_done / elapsed if elapsed > 0 else 0
             total = f"/{human_bytes(ev.bytes_total)}" if ev.bytes_total else ""
-            parts.append(f"{human_bytes(ev.bytes_done)}{total} ({human_bytes(rate)}/s)")
+            # A rate from the first moments of a phase is noise (the first line read "0 B/s").
+            rate = f" ({human_bytes(ev.bytes_done / elapsed)}/s)" if elapsed >= 0.5 else ""
+            parts.append(f"{human_bytes(ev.bytes_done)}{total}{rate}")
         if ev.message:
             parts.append(ev.message)
         return " ".join(parts)

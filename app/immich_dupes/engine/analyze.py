@@ -65,7 +65,7 @@ async def analyze(
     skipped = 0
 
     def progress(done_bytes: int, total: int | None) -> None:
-        report(Event("download", "", bytes_done=done_bytes, bytes_total=total, done=received))
+        report(Event("download", f"{received} groups", bytes_done=done_bytes, bytes_total=total))
 
     def skip(group_id: str, why: str) -> None:
         nonlocal skipped
@@ -93,7 +93,9 @@ async def analyze(
             membership = await albums_task
             groups: list[GroupPlan] = []
             seen: dict[str, str] = {}  # asset or group id → the group that has it
-            for duplicate_id, assets, suggested in pending:
+            for n, (duplicate_id, assets, suggested) in enumerate(pending):
+                if n % 1000 == 0:  # seconds at 80,000 groups: say so, not a frozen download line
+                    report(Event("analyze", "choosing winners", done=n, total=len(pending)))
                 other = next((seen[x] for x in [duplicate_id, *(a.id for a in assets)] if x in seen), None)
                 if other is not None:  # Immich gives an asset one duplicateId; a plan relies on it
                     skip(duplicate_id, f"it shares an id with group {other}")
