@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from immich_dupes.analysis.decide import AssetDataError, plan_asset, plan_assets
+from immich_dupes.analysis.plan import PlanAsset, PlanTag
 from immich_dupes.analysis.timezones import offset_minutes
 from immich_dupes.fake import FakeImmich
 from immich_dupes.immich.models import Asset
@@ -25,43 +26,53 @@ from immich_dupes.immich.models import Asset
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
 
 
-def typed_view(raw: dict[str, Any]) -> dict[str, Any]:
-    """What the ``Asset`` model (execute's and verify's reading) says of the same JSON."""
+def typed_view(raw: dict[str, Any]) -> str:
+    """The plan record as analyze built it before, through the ``Asset`` model that execute
+    and verify still read the server with (kept here as the reference), as JSON."""
     a = Asset.model_validate(raw)
     e = a.exif
     dims = a.dimensions
     captured = e.dateTimeOriginal
     if captured is not None and captured.tzinfo is None:
         captured = captured.replace(tzinfo=UTC)
-    return {
-        "id": a.id,
-        "file_name": a.originalFileName or a.id,
-        "type": a.type.value,
-        "width": dims[0] if dims else None,
-        "height": dims[1] if dims else None,
-        "file_size": e.fileSizeInByte,
-        "checksum": a.checksum,
-        "library_id": a.libraryId,
-        "live_photo_video_id": a.livePhotoVideoId,
-        "captured_at": captured,
-        "local_time": a.localDateTime.replace(tzinfo=None) if a.localDateTime else None,
-        "time_zone": e.timeZone,
-        "utc_offset_minutes": offset_minutes(e.timeZone, captured),
-        "latitude": e.latitude,
-        "longitude": e.longitude,
-        "description": e.description or "",
-        "is_favorite": a.isFavorite,
-        "rating": e.rating if e.rating != 0 else None,
-        "visibility": a.visibility.value,
-        "tags": [{"id": t.id, "value": t.value or t.name} for t in a.tags],
-        "updated_at": a.updatedAt,
-        "duration_ms": a.duration_ms,
-    }
+    rec = PlanAsset(
+        id=a.id,
+        file_name=a.originalFileName or a.id,
+        type=a.type.value,
+        mime=a.originalMimeType,
+        width=dims[0] if dims else None,
+        height=dims[1] if dims else None,
+        file_size=e.fileSizeInByte,
+        checksum=a.checksum,
+        original_path=a.originalPath,
+        library_id=a.libraryId,
+        is_offline=a.isOffline,
+        live_photo_video_id=a.livePhotoVideoId,
+        captured_at=captured,
+        local_time=a.localDateTime.replace(tzinfo=None) if a.localDateTime else None,
+        time_zone=e.timeZone,
+        utc_offset_minutes=offset_minutes(e.timeZone, captured),
+        latitude=e.latitude,
+        longitude=e.longitude,
+        city=e.city,
+        state=e.state,
+        country=e.country,
+        description=e.description or "",
+        make=e.make,
+        model=e.model,
+        lens=e.lensModel,
+        is_favorite=a.isFavorite,
+        rating=e.rating if e.rating != 0 else None,
+        visibility=a.visibility.value,
+        tags=[PlanTag(id=t.id, value=t.value or t.name) for t in a.tags],
+        updated_at=a.updatedAt,
+        duration_ms=a.duration_ms,
+    )
+    return rec.model_dump_json()
 
 
-def plan_view(raw: dict[str, Any]) -> dict[str, Any]:
-    rec = plan_asset(raw)
-    return {k: getattr(rec, k) if k != "tags" else [t.model_dump() for t in rec.tags] for k in typed_view(raw)}
+def plan_view(raw: dict[str, Any]) -> str:
+    return plan_asset(raw).model_dump_json()
 
 
 def recorded_assets() -> list[dict[str, Any]]:
@@ -132,6 +143,23 @@ def test_version_quirks() -> None:
         bare.pop(k, None)
     assert plan_asset(bare).pixels == 0  # no size at all: the group will need review
 
+    as_text = base()
+    as_text["exifInfo"].update(exifImageWidth="0", exifImageHeight="3000", rating="0")
+    as_text.update(width="640", height=480.0)
+    rec = plan_asset(as_text)
+    assert (rec.width, rec.height) == (640, 480)  # "0" is no size: the row's size, as Asset reads it
+    assert rec.rating is None  # and "0" no rating
+    assert plan_view(as_text) == typed_view(as_text)
+
+    for odd in (float("nan"), float("inf"), "0:00:inf", "0:00:nan", "soon"):
+        assert plan_asset({**base(), "duration": odd}).duration_ms is None  # no length, no error
+
+    ancient = base()  # a camera whose clock was never set, in a zone with a negative offset
+    ancient["exifInfo"].update(dateTimeOriginal="0001-01-01T00:00:00.000Z", timeZone="America/New_York")
+    rec = plan_asset(ancient)
+    assert rec.captured_at == datetime(1, 1, 1, tzinfo=UTC)
+    assert rec.utc_offset_minutes is None
+
     naive = base()
     naive["exifInfo"]["dateTimeOriginal"] = "2019-07-04T18:30:00"
     naive["exifInfo"]["timeZone"] = "Europe/Berlin"
@@ -154,6 +182,25 @@ def test_version_quirks() -> None:
         (lambda a: a["exifInfo"].__setitem__("latitude", float("nan")), "latitude: "),  # NaN is no position
         (lambda a: a.__setitem__("type", "HOLOGRAM"), "type: Input should be"),
         (lambda a: a.__setitem__("id", 42), "asset (no id): id: "),
+        # What the Asset model (execute's reading) refuses is refused here too, not let through
+        # to a plan whose group execute could then never read.
+        *[
+            (lambda a, d=d: a["exifInfo"].__setitem__("dateTimeOriginal", d), "exifInfo.dateTimeOriginal: ")
+            for d in ("2019-07-04T18", "2019-07-04T18:30:00+02", "2019-07-04T18:30:00+02:00:30",
+                      "2019-07-04X18:30:00", "2019-W27-4T18:30:00", "2019-07-04T1830")
+        ],
+        (lambda a: a.__setitem__("originalFileName", None), "file_name: Input should be a valid string"),
+        (lambda a: a.__setitem__("type", None), "type: Input should be"),
+        (lambda a: a.__setitem__("checksum", None), "checksum: Input should be a valid string"),
+        (lambda a: a.__setitem__("isFavorite", None), "is_favorite: Input should be a valid boolean"),
+        (lambda a: a.__setitem__("isOffline", None), "is_offline: Input should be a valid boolean"),
+        (lambda a: a.__setitem__("tags", {}), "tags: not a list of JSON objects"),
+        (lambda a: a.__setitem__("tags", [{"id": "0a000000-0000-4000-8000-000000000009", "value": None}]),
+         "tags[0]: a tag's value or name is null"),
+        (lambda a: a["exifInfo"].__setitem__("description", 0), "description: Input should be a valid string"),
+        (lambda a: a.__setitem__("exifInfo", ""), "exifInfo: not a JSON object"),
+        (lambda a: a["exifInfo"].__setitem__("exifImageWidth", "wide"), "exifInfo.exifImageWidth: "),
+        (lambda a: a["exifInfo"].__setitem__("rating", 2.5), "exifInfo.rating: "),
     ],
 )
 def test_a_bad_asset_is_refused_with_its_id_and_field(change: Any, needle: str) -> None:

@@ -7,6 +7,7 @@ copies that both have a value. Consolidation (§7) says what the winner should h
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import combinations
@@ -40,22 +41,32 @@ class AssetDataError(ValueError):
 
 _PLAN_ASSETS: TypeAdapter[list[PlanAsset]] = TypeAdapter(list[PlanAsset])
 _DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+_INT: TypeAdapter[int | None] = TypeAdapter(int | None)
 _NOTHING: Mapping[str, Any] = {}
+_IMMICH_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})?")
+"""The shape Immich writes (``2019-07-04T18:30:00.000Z``), which Python and pydantic read alike."""
 
 
 def _datetime(v: Any, field: str) -> datetime | None:
-    """A date-time as the server writes it (ISO 8601); pydantic's parser for anything else."""
+    """A date-time as the server writes it; anything else as pydantic (and so the ``Asset``
+    model that execute reads the server with) reads it, or refuses it."""
     if v is None:
         return None
-    # The extended form only (2019-07-04T…): fromisoformat also reads the basic form
-    # (20190704T…), which pydantic, and so the ``Asset`` model execute reads with, refuses.
-    if isinstance(v, str) and v[4:5] == "-":
-        try:
-            return datetime.fromisoformat(v)
-        except ValueError:
-            pass
+    if isinstance(v, str) and _IMMICH_DATETIME.fullmatch(v):
+        return datetime.fromisoformat(v)
     try:
         return _DATETIME.validate_python(v)
+    except ValidationError as e:
+        raise AssetDataError(first_problem(e, under=field)) from None
+
+
+def _int(v: Any, field: str) -> int | None:
+    """A whole number as pydantic reads one (``"640"`` and ``640.0`` are 640), before it is
+    tested: the string ``"0"`` is no size and no rating."""
+    if v is None or type(v) is int:
+        return v
+    try:
+        return _INT.validate_python(v)
     except ValidationError as e:
         raise AssetDataError(first_problem(e, under=field)) from None
 
@@ -66,15 +77,21 @@ def plan_asset_fields(asset: Mapping[str, Any]) -> dict[str, Any]:
     Works on the JSON itself, for any supported version (the few fields that changed shape go
     through the same helpers as the ``Asset`` model): analyze reads tens of thousands of assets,
     and a typed ``Asset`` for each only to copy it into a ``PlanAsset`` doubled its time.
-    Not validated here: ``plan_assets`` validates the result.
+    What the ``Asset`` model refuses among the fields read here is refused too (a null where it
+    wants a value is passed on for ``plan_assets``' validation to refuse); fields not read here
+    are not checked, and execute's re-check, which reads the group through ``Asset``, refuses
+    a group it cannot read.
     """
-    e = asset.get("exifInfo") or _NOTHING
-    if not isinstance(e, Mapping):
+    e = asset.get("exifInfo")
+    if e is None:
+        e = _NOTHING
+    elif not isinstance(e, Mapping):
         raise AssetDataError("exifInfo: not a JSON object")
-    w, h = e.get("exifImageWidth"), e.get("exifImageHeight")
+    w = _int(e.get("exifImageWidth"), "exifInfo.exifImageWidth")
+    h = _int(e.get("exifImageHeight"), "exifInfo.exifImageHeight")
     if not (w and h):
         # Pixels as EXIF reports them, else as the asset row has them (≥2.5).
-        w, h = asset.get("width"), asset.get("height")
+        w, h = _int(asset.get("width"), "width"), _int(asset.get("height"), "height")
         if not (w and h):
             w = h = None
     captured = _datetime(e.get("dateTimeOriginal"), "exifInfo.dateTimeOriginal")
@@ -82,23 +99,27 @@ def plan_asset_fields(asset: Mapping[str, Any]) -> dict[str, Any]:
         captured = captured.replace(tzinfo=UTC)
     local = _datetime(asset.get("localDateTime"), "localDateTime")
     zone = e.get("timeZone")
-    rating = e.get("rating")
-    tags = asset.get("tags") or []
+    rating = _int(e.get("rating"), "exifInfo.rating")
+    tags = asset.get("tags")
+    if tags is None:
+        tags = []
     if not isinstance(tags, list) or not all(isinstance(t, Mapping) for t in tags):
         raise AssetDataError("tags: not a list of JSON objects")
     asset_id = asset.get("id")
+    name = asset.get("originalFileName", "")
+    description = e.get("description")
     return {
         "id": asset_id,
-        "file_name": asset.get("originalFileName") or asset_id,
-        "type": asset.get("type") or "IMAGE",
+        "file_name": asset_id if name == "" else name,
+        "type": asset.get("type", "IMAGE"),
         "mime": asset.get("originalMimeType"),
         "width": w,
         "height": h,
         "file_size": e.get("fileSizeInByte"),
-        "checksum": asset.get("checksum") or "",
+        "checksum": asset.get("checksum", ""),
         "original_path": asset.get("originalPath"),
         "library_id": asset.get("libraryId"),
-        "is_offline": asset.get("isOffline") or False,
+        "is_offline": asset.get("isOffline", False),
         "live_photo_video_id": asset.get("livePhotoVideoId"),
         "captured_at": captured,
         "local_time": local.replace(tzinfo=None) if local is not None else None,
@@ -109,17 +130,24 @@ def plan_asset_fields(asset: Mapping[str, Any]) -> dict[str, Any]:
         "city": e.get("city"),
         "state": e.get("state"),
         "country": e.get("country"),
-        "description": e.get("description") or "",
+        "description": "" if description is None else description,
         "make": e.get("make"),
         "model": e.get("model"),
         "lens": e.get("lensModel"),
-        "is_favorite": asset.get("isFavorite") or False,
+        "is_favorite": asset.get("isFavorite", False),
         "rating": None if rating == 0 else rating,
         "visibility": visibility_of(asset),
-        "tags": [{"id": t.get("id"), "value": t.get("value") or t.get("name") or ""} for t in tags],
+        "tags": [_tag(t, i) for i, t in enumerate(tags)],
         "updated_at": asset.get("updatedAt"),
         "duration_ms": duration_ms(asset.get("duration")),
     }
+
+
+def _tag(t: Mapping[str, Any], i: int) -> dict[str, Any]:
+    value, name = t.get("value", ""), t.get("name", "")
+    if value is None or name is None:
+        raise AssetDataError(f"tags[{i}]: a tag's value or name is null")
+    return {"id": t.get("id"), "value": name if value == "" else value}
 
 
 _DEFAULTS = {name: f.get_default(call_default_factory=True) for name, f in PlanAsset.model_fields.items()}
@@ -137,7 +165,7 @@ def plan_assets(assets: Sequence[Mapping[str, Any]]) -> list[PlanAsset]:
     for a in assets:
         try:
             record = plan_asset_fields(a)
-        except AssetDataError as e:
+        except (ValueError, OverflowError) as e:  # AssetDataError, or a value no date can hold
             raise AssetDataError(f"asset {_shown_id(a)}: {e}") from None
         fields.append({k: v for k, v in record.items() if v != _DEFAULTS[k]})
     try:

@@ -292,9 +292,11 @@ class Plan(_Strict):
 
     @classmethod
     def of_groups(cls, groups: list[GroupPlan], **header: Any) -> Plan:
-        """A plan of groups that are validated already (each ``GroupPlan`` was built
-        validated): the header is validated and the groups checked against each other, but
-        not each group a second time (a pass over 20,000 groups)."""
+        """A plan of groups fresh from ``decide.build_group``: validated when built and not
+        changed since. The header is validated and the groups checked against each other, but
+        each group's own checks (``GroupPlan._consistent``) are not run a second time, as
+        ``Plan(groups=...)`` would (a pass over 20,000 groups). Not for groups edited after
+        they were built: assignments to a ``GroupPlan`` are not validated."""
         plan = cls(**header, total_groups=0, total_assets=0, needs_review_count=0, groups=[])
         check_unique(groups)
         plan.groups = groups

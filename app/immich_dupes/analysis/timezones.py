@@ -45,7 +45,10 @@ def offset_minutes(zone: str | None, at: datetime | None = None) -> int | None:
     when = at if at is not None else datetime.now(UTC)
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    delta = when.astimezone(info).utcoffset()
+    try:
+        delta = when.astimezone(info).utcoffset()
+    except OverflowError:  # an instant at the edge of the calendar (year 1): no offset known
+        return None
     return None if delta is None else int(delta.total_seconds() // 60)
 
 

@@ -63,8 +63,8 @@ async def run_analyze(
     text = summary(plan)
     if left_out:
         text += (
-            f"\n  left out: {left_out} group{'' if left_out == 1 else 's'} whose data from "
-            "the server could not be read (named above); Immich keeps them as they are"
+            f"\n  left out: {left_out} group{'' if left_out == 1 else 's'} the plan cannot hold, as the "
+            "warnings above say; Immich keeps them as they are"
         )
     return text, left_out
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -92,13 +92,15 @@ async def analyze(
                     skip(group_id, str(e))
             membership = await albums_task
             groups: list[GroupPlan] = []
-            seen: dict[str, str] = {}  # asset or group id → the group that has it
+            # Immich gives an asset one duplicateId, and a plan relies on it: groups that share
+            # an id (their own or an asset's) are all left out, whatever the order they came in.
+            counts = Counter(x for gid, assets, _ in pending for x in {gid, *(a.id for a in assets)})
             for n, (duplicate_id, assets, suggested) in enumerate(pending):
                 if n % 1000 == 0:  # seconds at 80,000 groups: say so, not a frozen download line
                     report(Event("analyze", "choosing winners", done=n, total=len(pending)))
-                other = next((seen[x] for x in [duplicate_id, *(a.id for a in assets)] if x in seen), None)
-                if other is not None:  # Immich gives an asset one duplicateId; a plan relies on it
-                    skip(duplicate_id, f"it shares an id with group {other}")
+                shared = sorted(x for x in {duplicate_id, *(a.id for a in assets)} if counts[x] > 1)
+                if shared:
+                    skip(duplicate_id, f"it shares the id {shared[0]} with another group")
                     continue
                 for a in assets:
                     found = membership.get(a.id)
@@ -108,10 +110,8 @@ async def analyze(
                     groups.append(build_group(duplicate_id, assets, settings, suggested))
                 except ValidationError as e:  # e.g. a duplicateId that is no UUID
                     skip(duplicate_id, first_problem(e))
-                    continue
-                seen[duplicate_id] = duplicate_id
-                for a in assets:
-                    seen[a.id] = duplicate_id
+                except (ValueError, OverflowError) as e:  # e.g. a date at the edge of the calendar
+                    skip(duplicate_id, str(e) or type(e).__name__)
             pending.clear()
     finally:
         if not albums_task.done():

@@ -22,14 +22,14 @@ def duration_ms(v: Any) -> Any:
     """
     if v is None or isinstance(v, int):
         return v
-    if isinstance(v, float):
-        return int(v)
-    if isinstance(v, str):
-        try:
+    try:
+        if isinstance(v, float):
+            return int(v)
+        if isinstance(v, str):
             h, m, s = v.split(":")
             return round((int(h) * 3600 + int(m) * 60 + float(s)) * 1000)
-        except ValueError:
-            return None
+    except (ValueError, OverflowError):  # also NaN and infinity: no length
+        return None
     return None
 
 
