@@ -41,9 +41,13 @@ _SHOWN_PHASES = frozenset({"connect", "recheck", "albums", "progress", "finished
 
 def describe_preview(pv: ExecutePreview, dry_run: bool) -> str:
     how = "PERMANENTLY DELETE" if pv.force else "move to the Immich trash"
+    videos = (
+        f", plus {pv.live_videos} live-photo video(s), about {human_bytes(pv.video_bytes_estimate)} estimated"
+        if pv.live_videos else ""
+    )
     lines = [
         f"{pv.groups_to_resolve} group(s) to resolve: back up and {how} {pv.losers} loser(s) "
-        f"({human_bytes(pv.bytes_to_backup)} of originals)",
+        f"({human_bytes(pv.bytes_to_backup)} of originals{videos})",
     ]
     if pv.groups_to_dismiss:
         lines.append(f"{pv.groups_to_dismiss} group(s) to dismiss as not duplicates")

@@ -130,6 +130,15 @@ class ExecutePreview:
     unreviewed: int
     groups_done_before: int = 0
     """Done by an earlier run into this backup folder: left as they are (not counted above)."""
+    live_videos: int = 0
+    """Live-photo (motion) videos backed up with the losers counted in ``losers``: one per
+    distinct ``live_photo_video_id`` per group, as execute backs them up."""
+    video_bytes_estimate: int = 0
+    """An estimate of those videos' bytes, not in ``bytes_to_backup``: each video at the size of
+    its still (the loser's ``file_size``; 0 if unknown), since the plan has no size for them
+    (``/duplicates`` never lists the hidden video assets) and asking the server would cost one
+    request per video (minutes at the default 10 requests/s on a library of thousands).
+    A motion video is typically about as big as its still."""
 
 
 @dataclass
@@ -282,13 +291,26 @@ def _acts(g: GroupPlan, options: ExecuteOptions) -> bool:
     return not _external_blocked(g)
 
 
+def _live_videos(g: GroupPlan) -> dict[str, int]:
+    """The live-photo videos execute backs up with ``g``'s losers, each with its estimated size
+    (the largest file size of a loser that has it; see ``ExecutePreview.video_bytes_estimate``).
+    Keyed by video id: two losers sharing one video get one backup of it in the group."""
+    out: dict[str, int] = {}
+    for i in g.losers:
+        a = g.asset(i)
+        if a.live_photo_video_id:
+            vid = a.live_photo_video_id
+            out[vid] = max(out.get(vid, 0), a.file_size or 0)
+    return out
+
+
 def preview(
     plan: Plan, options: ExecuteOptions, done: Collection[str] = (), held: Collection[str] = ()
 ) -> ExecutePreview:
     """``done``: groups an earlier run into the backup folder finished; ``held``: groups an
     earlier run carried out in part with another version of them, which this run leaves
     alone (see ``preflight``)."""
-    resolve = dismiss = stack = skipped = losers = size = done_before = 0
+    resolve = dismiss = stack = skipped = losers = size = done_before = videos = video_size = 0
     for g in plan.groups:
         if g.duplicate_id in done:
             done_before += 1
@@ -298,6 +320,9 @@ def preview(
             resolve += 1
             losers += len(g.losers)
             size += sum(g.asset(i).file_size or 0 for i in g.losers)
+            live = _live_videos(g)
+            videos += len(live)
+            video_size += sum(live.values())
         elif g.action is Action.KEEP_ALL:
             dismiss += 1
         else:
@@ -313,6 +338,8 @@ def preview(
         force=options.force,
         unreviewed=sum(1 for g in plan.groups if _unreviewed(g) and g.duplicate_id not in done),
         groups_done_before=done_before,
+        live_videos=videos,
+        video_bytes_estimate=video_size,
     )
 
 
@@ -360,7 +387,8 @@ def preflight(
     """Every refusal that needs no server: raise ExecuteRefused, else return the preview.
 
     Checks: the plan's server, unreviewed groups, the backup directory (usable, empty or a
-    backup of this plan's analysis), and free disk space for the backups still to take.
+    backup of this plan's analysis), and free disk space for the backups still to take (the
+    losers' originals and, estimated, their live-photo videos).
     """
     if base_url is not None:
         _refuse_other_server(plan, base_url)
@@ -375,6 +403,7 @@ def preflight(
     except BackupError as e:
         raise ExecuteRefused(str(e)) from None
     done_bytes = 0  # of the backups this run needs, those already on disk (journaled)
+    done_video_bytes = done_videos = 0  # the same for the live-photo videos (at most their estimate)
     if exists:
         # A resumed run trusts what the backup holds: every manifest must still be the one
         # execute wrote. An edited one is refused here, before anything is sent: trashing on
@@ -412,14 +441,25 @@ def preflight(
                 b = st.backed_up.get(i)
                 if b is not None and b.video_of is None:
                     done_bytes += min(b.size, g.asset(i).file_size or 0)
-    remaining = max(0, pv.bytes_to_backup - done_bytes)
+            for vid, estimate in _live_videos(g).items():
+                b = st.backed_up.get(vid)
+                if b is not None and b.video_of is not None:
+                    done_videos += 1
+                    done_video_bytes += min(b.size, estimate)
+    videos_left = max(0, pv.live_videos - done_videos)
+    remaining = max(0, pv.bytes_to_backup - done_bytes) + max(0, pv.video_bytes_estimate - done_video_bytes)
     if remaining and not options.dry_run:
         need = int(remaining * (1 + DISK_MARGIN_FRACTION)) + DISK_MARGIN_BYTES
         free = shutil.disk_usage(existing_ancestor(options.backup_dir) or Path("/")).free
         if need > free:
+            what = (
+                f"losers and {videos_left} live-photo video(s), estimated at the size of their stills, "
+                "plus a margin"
+                if videos_left else "losers plus a margin"
+            )
             raise ExecuteRefused(
                 f"not enough free disk space for the backups in {options.backup_dir}: "
-                f"need about {human_bytes(need)} (losers plus a margin), {human_bytes(free)} free"
+                f"need about {human_bytes(need)} ({what}), {human_bytes(free)} free"
             )
     return pv
 
@@ -1926,7 +1966,11 @@ async def _execute_locked(
                          level="warning"))
         runner.groups_total = len(resolve) + len(dismiss) + len(stack)
         runner.assets_total = sum(len(g.losers) for g in resolve)
-        runner.bytes_total = sum(g.asset(i).file_size or 0 for g in resolve for i in g.losers)
+        # The live-photo videos are downloaded too; estimated as in the preview, so the byte
+        # count of the progress does not run past its total.
+        runner.bytes_total = sum(
+            sum(g.asset(i).file_size or 0 for i in g.losers) + sum(_live_videos(g).values()) for g in resolve
+        )
         report(Event("recheck", "reading the duplicates list", done=0, total=runner.groups_total))
         wanted = {g.duplicate_id for g in (*resolve, *dismiss, *stack)}
         if wanted:

@@ -26,12 +26,17 @@ LIST_LIMIT = 20
 
 def describe_execute(pv: ExecutePreview, server: str, who: str) -> Content:
     """What execute will do (from ``engine.execute.preflight``): groups, losers, bytes, where, how."""
+    videos = (
+        f", plus {pv.live_videos} live-photo video{'' if pv.live_videos == 1 else 's'}, "
+        f"about {human_bytes(pv.video_bytes_estimate)} estimated"
+        if pv.live_videos else ""
+    )
     parts: list[Content] = [
         Content.assemble("On ", (server, "bold"), f" as {who}:\n\n" if who else ":\n\n"),
         Content.assemble(
             "• ", (f"{pv.groups_to_resolve} groups resolved", "bold"), ": ",
             (f"{pv.losers} copies", "bold"), " backed up to ", (str(pv.backup_dir), "bold"),
-            f" ({human_bytes(pv.bytes_to_backup)}),\n"
+            f" ({human_bytes(pv.bytes_to_backup)}{videos}),\n"
             "  each checked against the server's checksum; metadata carried to the keepers;\n"
             "  then the copies are ",
         ),
