@@ -282,6 +282,23 @@ def _external_blocked(g: GroupPlan) -> bool:
     )
 
 
+SKIPPED_UNREVIEWED = "needs review and was not reviewed (--skip-review)"
+SKIPPED_EXTERNAL = "a loser is in an external library: not deleted unless allowed in review"
+
+
+def left_alone(g: GroupPlan) -> str | None:
+    """Why execute leaves ``g`` as it is whatever the server says, from the plan alone (an
+    unreviewed group is refused without --skip-review and skipped with it); None if it acts.
+    Verify without the backup's records uses the same answer."""
+    if g.action is Action.SKIP:
+        return "the plan says skip"
+    if _unreviewed(g):
+        return SKIPPED_UNREVIEWED
+    if _external_blocked(g):
+        return SKIPPED_EXTERNAL
+    return None
+
+
 def _acts(g: GroupPlan, options: ExecuteOptions) -> bool:
     """Whether execute will act on this group (before re-checking it against the server)."""
     if g.action is Action.SKIP:
@@ -1941,17 +1958,8 @@ async def _execute_locked(
                 runner.outcomes[g.duplicate_id] = GroupOutcome(g.duplicate_id, "failed", OTHER_VERSION_STARTED)
                 report(Event("group", f"{g.winner_asset.file_name}: {OTHER_VERSION_STARTED}",
                              group_id=g.duplicate_id, level="warning"))
-            elif g.action is Action.SKIP:
-                runner.outcomes[g.duplicate_id] = GroupOutcome(g.duplicate_id, "skipped", "the plan says skip")
-            elif _unreviewed(g):
-                runner.outcomes[g.duplicate_id] = GroupOutcome(
-                    g.duplicate_id, "skipped", "needs review and was not reviewed (--skip-review)"
-                )
-            elif _external_blocked(g):
-                runner.outcomes[g.duplicate_id] = GroupOutcome(
-                    g.duplicate_id, "skipped",
-                    "a loser is in an external library: not deleted unless allowed in review",
-                )
+            elif (why := left_alone(g)) is not None:
+                runner.outcomes[g.duplicate_id] = GroupOutcome(g.duplicate_id, "skipped", why)
             else:
                 runner.versions[g.duplicate_id] = version
                 if g.action is Action.RESOLVE:

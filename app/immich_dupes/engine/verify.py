@@ -31,7 +31,13 @@ from immich_dupes.analysis.timezones import format_offset, offset_minutes
 from immich_dupes.engine.analyze import album_membership
 from immich_dupes.engine.backup import BackupError, BackupStore
 from immich_dupes.engine.events import Event, Reporter, ignore
-from immich_dupes.engine.execute import group_sha256, load_states, plan_sha256, same_server
+from immich_dupes.engine.execute import (
+    group_sha256,
+    left_alone,
+    load_states,
+    plan_sha256,
+    same_server,
+)
 from immich_dupes.immich.client import ImmichClient
 from immich_dupes.immich.errors import (
     AuthenticationFailed,
@@ -476,6 +482,11 @@ class _GroupCheck:
             return _GroupResult(self.findings, "not_executed")
         if self._read_errors():
             return self.result("anomaly")
+        if rec is None and (why := left_alone(g)) is not None and not self._touched():
+            # Without the backup's records: a group execute never acts on with this plan, and
+            # which nobody has touched, is as planned, as the records would say.
+            self.add("note", "execute", f"left alone by execute: {why}")
+            return _GroupResult(self.findings, "skipped")
         if g.action is Action.RESOLVE:
             return self._resolve()
         if g.action is Action.KEEP_ALL:
@@ -489,6 +500,10 @@ class _GroupCheck:
                 self.add("anomaly", "read", f"{_name(self.g, aid)}: could not be read: {a}", aid)
                 bad = True
         return bad
+
+    def _touched(self) -> bool:
+        """Whether any copy of the group is gone or in the trash (then it is checked in full)."""
+        return any(a is None or (isinstance(a, Asset) and a.isTrashed) for a in self.assets.values())
 
     def _get(self, asset_id: str) -> Asset | None:
         a = self.assets.get(asset_id)
