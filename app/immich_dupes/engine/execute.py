@@ -301,11 +301,7 @@ def left_alone(g: GroupPlan) -> str | None:
 
 def _acts(g: GroupPlan, options: ExecuteOptions) -> bool:
     """Whether execute will act on this group (before re-checking it against the server)."""
-    if g.action is Action.SKIP:
-        return False
-    if _unreviewed(g):
-        return False  # refused without --skip-review, skipped with it
-    return not _external_blocked(g)
+    return left_alone(g) is None
 
 
 def _live_videos(g: GroupPlan) -> dict[str, int]:
