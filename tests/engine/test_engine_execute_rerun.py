@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from journal_kill import Killed, kill_after
 
 from immich_dupes.analysis import decide
 from immich_dupes.analysis.plan import Action, GroupPlan, Plan, load_plan, save_plan
@@ -34,7 +35,7 @@ from immich_dupes.engine.execute import (
     group_sha256,
     load_states,
 )
-from immich_dupes.engine.journal import Journal, read_entries
+from immich_dupes.engine.journal import read_entries
 from immich_dupes.engine.restore import restore
 from immich_dupes.engine.verify import verify
 from immich_dupes.fake import FakeImmich, FakeServer
@@ -295,24 +296,6 @@ async def test_a_group_edited_after_it_was_done_is_reported_and_not_touched(
 # --------------------------------------------------------------------------- stopped mid-way, then edited
 
 
-class _Killed(RuntimeError):
-    """Stands for a SIGKILL right after a journal write."""
-
-
-def _kill_after(m: pytest.MonkeyPatch, kind: str, gid: str) -> None:
-    """Make the run die right after the journal durably records ``kind`` for group ``gid``."""
-    real = Journal.append_many
-
-    def append_many(self: Journal, entries: Iterable[tuple[str, dict[str, Any]]]) -> None:
-        entries = list(entries)
-        real(self, entries)
-        for k, data in entries:
-            if k == kind and (data.get("group") == gid or gid in (data.get("groups") or ())):
-                raise _Killed(kind)
-
-    m.setattr(Journal, "append_many", append_many)
-
-
 KILL_POINTS = ("group_begin", "backed_up", "manifest", "consolidated", "trash_sent", "trashed")
 ONLY_BACKUPS = ("group_begin", "backed_up")
 """Steps before which nothing of the group was sent to the server (backups are reads)."""
@@ -335,8 +318,8 @@ async def test_a_group_stopped_mid_way_then_edited_never_gets_two_decisions(
     trashed_before = trashed(fake)
 
     with monkeypatch.context() as m:
-        _kill_after(m, step, gid)
-        with pytest.raises(_Killed):
+        kill_after(m, step, gid)
+        with pytest.raises(Killed):
             await execute(fake_client(fake), plan, ExecuteOptions(backup))
     st = load_states(read_entries(backup / JOURNAL_NAME))[gid]
     assert st.version == group_sha256(g)
@@ -398,8 +381,8 @@ async def test_a_dry_run_of_an_edited_plan_shows_the_refused_group(
     plan = await make_plan(fake)
     gid = group_of(plan, EASY).duplicate_id
     with monkeypatch.context() as m:
-        _kill_after(m, "consolidated", gid)
-        with pytest.raises(_Killed):
+        kill_after(m, "consolidated", gid)
+        with pytest.raises(Killed):
             await execute(fake_client(fake), plan, ExecuteOptions(backup))
     journal = (backup / JOURNAL_NAME).read_bytes()
     sent = changing_bodies(fake, on_request)
@@ -547,8 +530,8 @@ async def test_the_disk_check_counts_only_backups_this_run_will_use(
         x if x.duplicate_id == g.duplicate_id else decide.set_action(x, Action.SKIP) for x in only_easy.groups
     ]
     with monkeypatch.context() as m:
-        _kill_after(m, "backed_up", g.duplicate_id)  # its losers are backed up, nothing else
-        with pytest.raises(_Killed):
+        kill_after(m, "backed_up", g.duplicate_id)  # its losers are backed up, nothing else
+        with pytest.raises(Killed):
             await execute(fake_client(fake), only_easy, ExecuteOptions(backup))
     st = load_states(read_entries(backup / JOURNAL_NAME))[g.duplicate_id]
     assert set(st.backed_up) == set(g.losers)
@@ -592,8 +575,8 @@ async def test_the_preview_leaves_out_a_group_left_alone_for_another_version(
     plan = await make_plan(fake)
     g = group_of(plan, EASY)
     with monkeypatch.context() as m:
-        _kill_after(m, "manifest", g.duplicate_id)  # past its backups: committed
-        with pytest.raises(_Killed):
+        kill_after(m, "manifest", g.duplicate_id)  # past its backups: committed
+        with pytest.raises(Killed):
             await execute(fake_client(fake), plan, ExecuteOptions(backup))
     edited = swapped(plan, EASY)
     pv = preflight(edited, ExecuteOptions(backup))

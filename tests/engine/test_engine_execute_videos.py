@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from journal_kill import Killed, kill_after
 
 import immich_dupes.engine.execute as execute_module
 from immich_dupes.analysis import decide
@@ -32,7 +33,7 @@ from immich_dupes.engine.execute import (
     preflight,
     preview,
 )
-from immich_dupes.engine.journal import Journal, read_entries
+from immich_dupes.engine.journal import read_entries
 from immich_dupes.fake import FakeImmich
 from immich_dupes.immich.client import ImmichClient
 from immich_dupes.tui.jobs import describe_execute
@@ -226,23 +227,6 @@ async def test_a_refusal_without_live_photo_videos_says_nothing_of_them(
     assert preflight(plan, options).live_videos == 0
 
 
-class _Killed(RuntimeError):
-    """Stands for a SIGKILL right after a journal write."""
-
-
-def _kill_after(m: pytest.MonkeyPatch, kind: str, gid: str) -> None:
-    """Make the run die right after the journal durably records ``kind`` for group ``gid``."""
-    real = Journal.append_many
-
-    def append_many(self: Journal, entries: Iterable[tuple[str, dict[str, Any]]]) -> None:
-        entries = list(entries)
-        real(self, entries)
-        if any(k == kind and data.get("group") == gid for k, data in entries):
-            raise _Killed(kind)
-
-    m.setattr(Journal, "append_many", append_many)
-
-
 async def test_a_resumed_run_subtracts_the_live_photo_videos_it_already_backed_up(
     tmp_path: Path, fake_client: ClientFactory, make_plan: MakePlan, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -258,8 +242,8 @@ async def test_a_resumed_run_subtracts_the_live_photo_videos_it_already_backed_u
     only_live.groups = [g if g.duplicate_id == live.duplicate_id else decide.set_action(g, Action.SKIP)
                         for g in only_live.groups]
     with monkeypatch.context() as m:
-        _kill_after(m, "backed_up", live.duplicate_id)
-        with pytest.raises(_Killed):
+        kill_after(m, "backed_up", live.duplicate_id)
+        with pytest.raises(Killed):
             await execute(fake_client(fake), only_live, ExecuteOptions(backup))
     st = load_states(read_entries(backup / JOURNAL_NAME))[live.duplicate_id]
     assert set(st.backed_up) == {still, vid}
