@@ -105,29 +105,24 @@ async def test_without_backup_dir_unexecuted_groups_are_anomalies(profile: str) 
     async with connected(fake) as c:
         plan = await accepted_plan(c)
         rep = await verify(c, plan)
-    # The external group is left alone by execute whatever happens (its loser may not be
-    # deleted): the plan alone says so. Every other group should have been run.
-    resolve = [g for g in plan.groups if g.action is Action.RESOLVE and g.duplicate_id != gid(plan, EXTERNAL)]
+    resolve = [g for g in plan.groups if g.action is Action.RESOLVE]
     assert rep.groups_not_executed == len(resolve)
     assert rep.groups_ok == 0
     assert {f.duplicate_id for f in rep.anomalies} == {g.duplicate_id for g in resolve}
     assert all("not executed" in f.message for f in rep.anomalies)
 
 
-async def test_without_backup_dir_the_group_execute_leaves_alone_is_a_note(tmp_path: Path) -> None:
+async def test_without_backup_dir_a_skipped_group_is_not_executed(tmp_path: Path) -> None:
     fake = FakeImmich(library="sample", profile="v3")
     async with connected(fake) as c:
         plan = await accepted_plan(c)
         await run_execute(c, plan, tmp_path / "b")
         fake.run_jobs()
         rep = await verify(c, plan)
-        with_b = await verify(c, plan, backup_dir=tmp_path / "b")
-    # Without the backup's report, the external group execute skipped reads as the report says.
-    assert rep.anomalies == []
-    assert rep.groups_not_executed == 0
-    [note] = [f for f in rep.notes if f.duplicate_id == gid(plan, EXTERNAL)]
-    assert note.message == "left alone by execute: a loser is in an external library: not deleted unless allowed in review"
-    assert (rep.groups_ok, rep.groups_skipped) == (with_b.groups_ok, with_b.groups_skipped)
+    # Exit 0 must mean everything done: without the backup's report, the external group that
+    # execute skipped is indistinguishable from one never run.
+    assert anomalies(rep) == {(gid(plan, EXTERNAL), "execute")}
+    assert rep.groups_not_executed == 1
 
 
 # --------------------------------------------------------------------------- anomalies
@@ -261,7 +256,7 @@ async def test_purged_losers_after_force_count_as_gone(profile: str, tmp_path: P
         without_b = await verify(c, plan)
     assert with_b.anomalies == []
     assert not [f for f in with_b.notes if f.field == "loser"]
-    assert without_b.anomalies == []
+    assert anomalies(without_b) == {(gid(plan, EXTERNAL), "execute")}
 
 
 async def test_loser_purged_from_trash_is_a_note(tmp_path: Path) -> None:
@@ -379,12 +374,10 @@ async def test_backup_of_an_edited_plan_is_used_with_a_warning(tmp_path: Path) -
     assert any(e.level == "warning" and "another version of this plan" in e.message for e in events)
 
 
-# --------------------------------------------------------------------------- groups execute leaves alone
-
-
-async def test_after_execute_skip_review_unreviewed_groups_are_notes_not_anomalies(tmp_path: Path) -> None:
-    """The README's workflow: execute --skip-review, then verify PLAN.json (no -b). The groups
-    that need review and were not reviewed were left alone on purpose: verify says so."""
+async def test_without_backup_dir_a_group_skipped_on_purpose_says_why_and_points_to_b(tmp_path: Path) -> None:
+    """execute --skip-review, then verify: without -b the plan alone cannot tell a group skipped
+    on purpose from a run never made (an anomaly, which says so and points to -b); with -b the
+    backup's records tell, and the same groups are notes."""
     fake = FakeImmich(library="sample", profile="v3")
     async with connected(fake) as c:
         plan = await analyze(c)  # nothing reviewed
@@ -394,23 +387,21 @@ async def test_after_execute_skip_review_unreviewed_groups_are_notes_not_anomali
         without_b = await verify(c, plan)
         with_b = await verify(c, plan, backup_dir=tmp_path / "b")
     unreviewed = {g.duplicate_id for g in plan.groups if g.needs_review}
-    assert unreviewed
-    assert without_b.anomalies == []
-    noted = {f.duplicate_id for f in without_b.notes if f.message.startswith("left alone by execute: needs review")}
-    assert noted == unreviewed
-    assert (without_b.groups_ok, without_b.groups_skipped) == (with_b.groups_ok, with_b.groups_skipped)
-    assert without_b.groups_ok == len(plan.groups) - len(unreviewed)
+    assert {f.duplicate_id for f in without_b.anomalies} == unreviewed
+    hint = ("; execute leaves it alone (needs review and was not reviewed (--skip-review)): "
+            "verify -b BACKUP_DIR reads what it did")
+    assert all(f.message == "not executed: no loser is in the trash" + hint for f in without_b.anomalies)
+    assert with_b.anomalies == []
+    assert {f.duplicate_id for f in with_b.notes if f.field == "execute"} == unreviewed
 
 
-async def test_a_group_left_alone_that_someone_touched_is_checked_in_full(tmp_path: Path) -> None:
-    """Left alone by execute, yet a copy is in the trash (someone else's doing): not a quiet
-    note, the group is checked as any other and what is off is reported."""
+async def test_a_group_execute_should_have_run_gets_no_such_hint() -> None:
     fake = FakeImmich(library="sample", profile="v3")
     async with connected(fake) as c:
         plan = await accepted_plan(c)
-        g = gid(plan, EXTERNAL)
-        group = next(x for x in plan.groups if x.duplicate_id == g)
-        await c.delete_assets([group.winner])  # the winner, trashed by hand in Immich
-        rep = await verify(c, plan)
-    assert not [f for f in rep.notes if f.duplicate_id == g and f.message.startswith("left alone")]
-    assert (g, "present") in anomalies(rep)
+        rep = await verify(c, plan)  # execute never ran
+    messages = {f.duplicate_id: f.message for f in rep.anomalies}
+    assert messages[gid(plan, EXTERNAL)].endswith("verify -b BACKUP_DIR reads what it did")
+    others = [m for d, m in messages.items() if d != gid(plan, EXTERNAL)]
+    assert others
+    assert all(m == "not executed: no loser is in the trash" for m in others)

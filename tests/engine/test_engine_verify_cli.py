@@ -97,7 +97,7 @@ def test_text_output_lists_anomalies_and_notes(served: tuple[FakeImmich, str], t
     out, _ = capsys.readouterr()
     assert code == 1
     lines = out.splitlines()
-    assert lines[-1].startswith("verify: 17 groups checked, 0 as planned, 16 not executed, 2 skipped;")
+    assert lines[-1].startswith("verify: 17 groups checked, 0 as planned, 17 not executed, 1 skipped;")
     assert lines[-1].endswith("FAILED")
     assert any(line.startswith("group ") and "winner s01_large_nogps.jpg" in line for line in lines)
     assert "  ANOMALY execute: not executed: no loser is in the trash" in lines

@@ -482,11 +482,6 @@ class _GroupCheck:
             return _GroupResult(self.findings, "not_executed")
         if self._read_errors():
             return self.result("anomaly")
-        if rec is None and (why := left_alone(g)) is not None and not self._touched():
-            # Without the backup's records: a group execute never acts on with this plan, and
-            # which nobody has touched, is as planned, as the records would say.
-            self.add("note", "execute", f"left alone by execute: {why}")
-            return _GroupResult(self.findings, "skipped")
         if g.action is Action.RESOLVE:
             return self._resolve()
         if g.action is Action.KEEP_ALL:
@@ -501,10 +496,6 @@ class _GroupCheck:
                 bad = True
         return bad
 
-    def _touched(self) -> bool:
-        """Whether any copy of the group is gone or in the trash (then it is checked in full)."""
-        return any(a is None or (isinstance(a, Asset) and a.isTrashed) for a in self.assets.values())
-
     def _get(self, asset_id: str) -> Asset | None:
         a = self.assets.get(asset_id)
         return a if isinstance(a, Asset) else None
@@ -516,7 +507,14 @@ class _GroupCheck:
             # The backup says it was done, yet the server shows nothing: that is not "not run".
             self.add("anomaly", "execute", f"the backup says this group was done, but {why}")
             return _GroupResult(self.findings, "anomaly")
-        self.add("anomaly", "execute", f"not executed: {why}")
+        message = f"not executed: {why}"
+        skip = left_alone(self.g)
+        if skip is not None:
+            # Execute leaves such a group alone on purpose; only its records can say that it ran
+            # and skipped it (the plan alone cannot tell a skipped group from a run never made,
+            # nor a group changed since by another run or by hand): still an anomaly here.
+            message += f"; execute leaves it alone ({skip}): verify -b BACKUP_DIR reads what it did"
+        self.add("anomaly", "execute", message)
         return _GroupResult(self.findings, "not_executed")
 
     def _check_kept(self) -> None:
