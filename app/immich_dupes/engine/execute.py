@@ -1970,8 +1970,8 @@ async def _execute_locked(
                          level="warning"))
         runner.groups_total = len(resolve) + len(dismiss) + len(stack)
         runner.assets_total = sum(len(g.losers) for g in resolve)
-        # The live-photo videos are downloaded too; estimated as in the preview, so the byte
-        # count of the progress does not run past its total.
+        # The live-photo videos are downloaded too: counted as the preview estimates them, so
+        # the byte count of the progress ends near its total (past it when videos outweigh stills).
         runner.bytes_total = sum(
             sum(g.asset(i).file_size or 0 for i in g.losers) + sum(_live_videos(g).values()) for g in resolve
         )
