@@ -289,7 +289,7 @@ SKIPPED_EXTERNAL = "a loser is in an external library: not deleted unless allowe
 def left_alone(g: GroupPlan) -> str | None:
     """Why execute leaves ``g`` as it is whatever the server says, from the plan alone (an
     unreviewed group is refused without --skip-review and skipped with it); None if it acts.
-    Verify without the backup's records uses the same answer."""
+    Verify without the backup's records quotes it for a group it finds not run."""
     if g.action is Action.SKIP:
         return "the plan says skip"
     if _unreviewed(g):
