@@ -186,7 +186,7 @@ def test_version_quirks() -> None:
         # to a plan whose group execute could then never read.
         *[
             (lambda a, d=d: a["exifInfo"].__setitem__("dateTimeOriginal", d), "exifInfo.dateTimeOriginal: ")
-            for d in ("2019-07-04T18", "2019-07-04T18:30:00+02", "2019-07-04T18:30:00+02:00:30",
+            for d in ("2019-13-04T18:30:00.000Z", "2019-07-04T18", "2019-07-04T18:30:00+02", "2019-07-04T18:30:00+02:00:30",
                       "2019-07-04X18:30:00", "2019-W27-4T18:30:00", "2019-07-04T1830")
         ],
         (lambda a: a.__setitem__("originalFileName", None), "file_name: Input should be a valid string"),

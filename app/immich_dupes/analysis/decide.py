@@ -53,7 +53,10 @@ def _datetime(v: Any, field: str) -> datetime | None:
     if v is None:
         return None
     if isinstance(v, str) and _IMMICH_DATETIME.fullmatch(v):
-        return datetime.fromisoformat(v)
+        try:
+            return datetime.fromisoformat(v)
+        except ValueError:  # the shape, not a date (month 13): pydantic says what is wrong
+            pass
     try:
         return _DATETIME.validate_python(v)
     except ValidationError as e:
