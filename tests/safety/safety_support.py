@@ -24,24 +24,28 @@ import functools
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from immich_dupes.analysis import decide
-from immich_dupes.analysis.plan import Action, GroupPlan, Plan
+from immich_dupes.analysis.plan import Action, GroupPlan, Plan, save_plan
 from immich_dupes.engine.analyze import analyze
 from immich_dupes.engine.backup import BackupError, BackupStore, GroupManifest, sha1_b64_of
 from immich_dupes.engine.execute import ExecuteOptions, ExecuteReport, execute
 from immich_dupes.engine.verify import verify
-from immich_dupes.fake import FakeImmich, Faults
+from immich_dupes.fake import FakeImmich, FakeServer, Faults
+from immich_dupes.fake.faults import FaultDecision
 from immich_dupes.fake.http import ApiRequest
-from immich_dupes.immich.client import ImmichClient
+from immich_dupes.immich.client import ImmichClient, normalize_base_url
 
 FAKE_URL = "http://fake-immich"
 READ_ONLY_POSTS = frozenset(
@@ -650,6 +654,132 @@ def deep_diff(got: Any, want: Any, path: str = "", limit: int = 12) -> list[str]
 
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=1, sort_keys=True, default=str)[:3000]
+
+
+# --------------------------------------------------------------------------- the CLI killed at a request
+
+
+CLI_TIMEOUT = 90
+
+
+class Dropped(Exception):
+    """Raised inside the fake to drop the request the client was killed at."""
+
+
+def path_matches(req: ApiRequest, method: str, path: str) -> bool:
+    """``req`` is ``method path`` (a ``path`` ending in ``/``: any path it starts)."""
+    return req.method == method and (
+        req.path == path or (path.endswith("/") and req.path.startswith(path))
+    )
+
+
+@dataclass
+class KillHarness:
+    """The real CLI (a subprocess) on a loopback fake, SIGKILLed at a request ``is_target`` picks.
+
+    A ``FakeImmich("sample")`` behind a ``FakeServer``, ``mixed_plan`` saved to ``root/plan.json``,
+    the backup folder ``root/backup`` and what the fake held before (``before``). The CLI is
+    killed just ``before`` the fake processes the target request (which is then dropped) or
+    just ``after``. At every ``DELETE /api/assets`` the fake receives (processed or answered
+    with an injected fault), each asset must already have its backup on disk with the size and
+    SHA-1 the server held: else a line in ``violations``. Subclasses say which request is the
+    target (``is_target``, called for every request, under no lock).
+    """
+
+    root: Path
+    _: KW_ONLY
+    when: str = "before"
+    """Kill just ``before`` the fake processes the target request, or just ``after``."""
+    fake: FakeImmich = field(init=False)
+    server: FakeServer = field(init=False)
+    plan: Plan = field(init=False)
+    plan_path: Path = field(init=False)
+    backup: Path = field(init=False)
+    before: Before = field(init=False)
+    violations: list[str] = field(default_factory=list)
+    deletes: int = 0
+    """``DELETE /api/assets`` requests checked by ``check_backups``."""
+    proc: subprocess.Popen[bytes] | None = None
+    killed_at: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.fake = FakeImmich(library="sample")
+        self.server = FakeServer(self.fake).start()
+        self.plan = mixed_plan(server_url=normalize_base_url(self.server.url))
+        self.plan_path = self.root / "plan.json"
+        save_plan(self.plan, self.plan_path)
+        self.backup = self.root / "backup"
+        self.before = capture(self.fake)
+        original = self.fake._respond
+
+        def respond(req: ApiRequest, decision: FaultDecision) -> Any:
+            hit = self.is_target(req, processed=decision.status is None)
+            if req.method == "DELETE" and req.path == "/api/assets":
+                self.check_backups(json.loads(req.body)["ids"])
+            if hit and self.when == "before":
+                self.kill(f"before {req.method} {req.path}")
+                raise Dropped
+            resp = original(req, decision)
+            if hit and self.when == "after":
+                self.kill(f"after {req.method} {req.path}")
+            return resp
+
+        self.fake._respond = respond  # type: ignore[method-assign]
+
+    def is_target(self, req: ApiRequest, processed: bool) -> bool:
+        """Is ``req`` the request to kill at? ``processed``: no injected fault answers it."""
+        raise NotImplementedError
+
+    def check_backups(self, ids: list[str]) -> None:
+        """At a DELETE: each asset has its backup on disk, complete, with the server's bytes."""
+        with self.lock:
+            self.deletes += 1
+        try:
+            store = BackupStore.open_existing(self.backup)
+            entries = {x.asset_id: x for m in store.manifests() for x in m.losers}
+        except Exception as e:  # noqa: BLE001 - a violation to report, not a crash of the fake
+            self.violations.append(f"DELETE with no readable backup: {e}")
+            return
+        for i in ids:
+            entry = entries.get(i)
+            if entry is None:
+                self.violations.append(f"DELETE of {i} without a manifest entry")
+                continue
+            try:
+                p = store.resolve_file(entry.file)
+            except BackupError as e:
+                self.violations.append(f"DELETE of {i} with a backup path out of the folder: {e}")
+                continue
+            if not p.is_file():
+                self.violations.append(f"DELETE of {i} without its backup file")
+                continue
+            if sha1_b64_of(p) != (self.before.sizes.get(i), self.before.sha1.get(i)):
+                self.violations.append(f"DELETE of {i} with a backup that differs from the server's bytes")
+
+    def kill(self, where: str) -> None:
+        proc = self.proc
+        if proc is None or self.killed_at is not None:
+            return
+        self.killed_at = where
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def run_cli(self, *args: str) -> tuple[int, str]:
+        """Run ``immich-dupes *args`` to its end (or its kill): exit code, stdout and stderr."""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "immich_dupes", *args, "--yes", "--rate-limit", "1000",
+             "--concurrent", "4"],
+            env=env_for(self.server.url, self.fake.api_key),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        )
+        out, err = self.proc.communicate(timeout=CLI_TIMEOUT)
+        FIGURES.run(f"{args[0]} (CLI)")
+        return self.proc.returncode, (out + err).decode("utf-8", "replace")
+
+    def close(self) -> None:
+        self.server.stop()
 
 
 # --------------------------------------------------------------------------- a disk that fills up

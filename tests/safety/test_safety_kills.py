@@ -12,39 +12,28 @@ upload and run again: every loser comes back exactly once.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import subprocess
-import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from safety_support import (
     FIGURES,
+    KillHarness,
     backup_state,
-    capture,
     client_for,
     deep_diff,
-    env_for,
     fault_counts,
     final_state,
     is_changing,
-    mixed_plan,
+    path_matches,
     reference,
 )
 
-from immich_dupes.analysis.plan import save_plan
-from immich_dupes.engine.backup import BackupStore, sha1_b64_of
 from immich_dupes.engine.execute import ExecuteOptions, execute
-from immich_dupes.fake import FakeImmich, FakeServer, Faults
-from immich_dupes.fake.faults import FaultDecision
+from immich_dupes.fake import FakeImmich, Faults
 from immich_dupes.fake.http import ApiRequest
-from immich_dupes.immich.client import normalize_base_url
 
 pytestmark = pytest.mark.slow
 
@@ -52,112 +41,35 @@ FLAKY = (
     "latency=0ms-1ms,5xx=0.05,429=0.05:retry-after=0,reset=0.1@/assets/*/original,"
     "truncate=0.1@/assets/*/original,corrupt=0.1"
 )
-CLI_TIMEOUT = 90
-
-
-class _Dropped(Exception):
-    """Raised inside the fake to drop the request the client was killed at."""
 
 
 @dataclass
-class KillCase:
-    root: Path
+class KillCase(KillHarness):
     seed: int
     target: tuple[str, str, int] | None = None
-    """Kill at the n-th processed ``(method, path, n)`` (a path ending in ``/``: a prefix)..."""
-    when: str = "before"
-    """...just ``before`` the fake processes it, or just ``after``."""
+    """Kill at the n-th processed ``(method, path, n)`` that changes the server (a path ending
+    in ``/``: a prefix), just ``when`` (``before`` or ``after``) the fake processes it."""
+    _: KW_ONLY
     command: str = "execute"
     force: bool = False
-    fake: FakeImmich = field(init=False)
-    server: FakeServer = field(init=False)
     seen: dict[tuple[str, str], int] = field(default_factory=dict)
-    violations: list[str] = field(default_factory=list)
-    proc: subprocess.Popen[bytes] | None = None
-    killed_at: str | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __post_init__(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.fake = FakeImmich(library="sample")
-        self.server = FakeServer(self.fake).start()
-        self.plan = mixed_plan(server_url=normalize_base_url(self.server.url))
-        self.plan_path = self.root / "plan.json"
-        save_plan(self.plan, self.plan_path)
-        self.backup = self.root / "backup"
-        self.before = capture(self.fake)
-        original = self.fake._respond
-
-        def respond(req: ApiRequest, decision: FaultDecision) -> Any:
-            hit = False
-            processed = decision.status is None
-            if processed and is_changing(req.method, req.path) and self.target is not None:
-                method, path, nth = self.target
-                if req.method == method and (
-                    req.path == path or (path.endswith("/") and req.path.startswith(path))
-                ):
-                    with self.lock:
-                        n = self.seen[(method, path)] = self.seen.get((method, path), 0) + 1
-                    hit = n == nth
-            if processed and req.method == "DELETE" and req.path == "/api/assets":
-                self.check_backups(json.loads(req.body)["ids"])
-            if hit and self.when == "before":
-                self.kill(f"before {req.method} {req.path}")
-                raise _Dropped
-            resp = original(req, decision)
-            if hit and self.when == "after":
-                self.kill(f"after {req.method} {req.path}")
-            return resp
-
-        self.fake._respond = respond  # type: ignore[method-assign]
-
-    def check_backups(self, ids: list[str]) -> None:
-        """At a DELETE: each asset has its backup on disk, complete, with the server's bytes."""
-        try:
-            store = BackupStore.open_existing(self.backup)
-            entries = {x.asset_id: x for m in store.manifests() for x in m.losers}
-        except Exception as e:  # noqa: BLE001 - a violation to report, not a crash of the fake
-            self.violations.append(f"DELETE with no readable backup: {e}")
-            return
-        for i in ids:
-            entry = entries.get(i)
-            if entry is None:
-                self.violations.append(f"DELETE of {i} without a manifest entry")
-                continue
-            p = store.resolve_file(entry.file)
-            if not p.is_file():
-                self.violations.append(f"DELETE of {i} without its backup file")
-                continue
-            if sha1_b64_of(p) != (self.before.sizes[i], self.before.sha1[i]):
-                self.violations.append(f"DELETE of {i} with a backup that differs from the server's bytes")
-
-    def kill(self, where: str) -> None:
-        proc = self.proc
-        if proc is None or self.killed_at is not None:
-            return
-        self.killed_at = where
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    def is_target(self, req: ApiRequest, processed: bool) -> bool:
+        if not processed or not is_changing(req.method, req.path) or self.target is None:
+            return False
+        method, path, nth = self.target
+        if not path_matches(req, method, path):
+            return False
+        with self.lock:
+            n = self.seen[(method, path)] = self.seen.get((method, path), 0) + 1
+        return n == nth
 
     def argv(self) -> list[str]:
+        """The command line run by ``run_cli`` (which adds ``--yes`` and the rates)."""
         if self.command == "restore":
-            return ["restore", "-b", str(self.backup), "--yes", "--rate-limit", "1000", "--concurrent", "4"]
-        args = ["execute", "-i", str(self.plan_path), "-b", str(self.backup), "--yes",
-                "--rate-limit", "1000", "--concurrent", "4"]
+            return ["restore", "-b", str(self.backup)]
+        args = ["execute", "-i", str(self.plan_path), "-b", str(self.backup)]
         return [*args, "--force"] if self.force else args
-
-    def run_cli(self) -> tuple[int, str]:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "immich_dupes", *self.argv()],
-            env=env_for(self.server.url, self.fake.api_key),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        )
-        out, err = self.proc.communicate(timeout=CLI_TIMEOUT)
-        FIGURES.run(f"{self.command} (CLI)")
-        return self.proc.returncode, (out + err).decode("utf-8", "replace")
-
-    def close(self) -> None:
-        self.server.stop()
 
 
 def _faults(seed: int) -> Faults:
@@ -168,26 +80,28 @@ def execute_case(
     root: Path, seed: int, target: tuple[str, str, int], when: str
 ) -> tuple[str | None, list[str]]:
     """Kill execute at (target, when) on a flaky server; re-run flaky; re-run healthy; compare."""
-    case = KillCase(root, seed, target, when)
+    case = KillCase(root, seed, target, when=when)
     k = f"{target[0]} {target[1]}#{target[2]}"
     problems: list[str] = []
     try:
         case.fake.faults = _faults(seed)
-        code, out = case.run_cli()
+        code, out = case.run_cli(*case.argv())
         if case.killed_at is None:
             problems.append(f"k={k} {when}: not killed (exit {code})")
         elif code != -signal.SIGKILL:
             problems.append(f"k={k} {when}: exit {code} after the kill")
         case.target = None
-        code, out = case.run_cli()  # still flaky: may fail groups, never loses one
+        code, out = case.run_cli(*case.argv())  # still flaky: may fail groups, never loses one
         if code not in (0, 1, 3) or "Traceback" in out:
             problems.append(f"k={k} {when}: flaky re-run exit {code}: {out[-800:]}")
         FIGURES.add_faults(fault_counts(case.fake, case.fake.faults))
         case.fake.faults = Faults()
-        code, out = case.run_cli()
+        code, out = case.run_cli(*case.argv())
         if code != 0:
             problems.append(f"k={k} {when}: healthy re-run exit {code}: {out[-800:]}")
         problems += [f"k={k} {when}: {v}" for v in case.violations]
+        if case.deletes == 0:
+            problems.append(f"k={k} {when}: no DELETE /api/assets reached the fake: no backup was checked")
         ref = asyncio.run(reference("v3", (), False))
         diff = deep_diff(final_state(case.fake), ref.state)
         if diff:
@@ -257,12 +171,12 @@ def restore_case(root: Path, seed: int, k: int) -> tuple[str | None, list[str]]:
         assert removed, "execute --force purged nothing"
         case.target, case.when = target, "after"
         case.fake.faults = _faults(seed)
-        code, out = case.run_cli()
+        code, out = case.run_cli(*case.argv())
         if case.killed_at is None:
             problems.append(f"restore k={k}: not killed (exit {code}): {out[-500:]}")
         case.target = None
         case.fake.faults = Faults()
-        code, out = case.run_cli()
+        code, out = case.run_cli(*case.argv())
         if code != 0:
             problems.append(f"restore k={k}: re-run exit {code}: {out[-800:]}")
         live: dict[str, int] = {}

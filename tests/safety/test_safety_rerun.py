@@ -15,49 +15,36 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import tempfile
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from safety_support import (
     FIGURES,
-    capture,
+    KillHarness,
     client_for,
     deep_diff,
-    env_for,
     final_state,
     group_by_winner,
-    mixed_plan,
+    path_matches,
     reference,
 )
 
 from immich_dupes.analysis import decide
 from immich_dupes.analysis.plan import Action, Plan, save_plan
-from immich_dupes.engine.backup import BackupStore, sha1_b64_of
 from immich_dupes.engine.execute import ExecuteOptions, execute, load_states
 from immich_dupes.engine.journal import read_entries
-from immich_dupes.fake import FakeImmich, FakeServer
-from immich_dupes.fake.faults import FaultDecision
+from immich_dupes.fake import FakeImmich
 from immich_dupes.fake.http import ApiRequest
-from immich_dupes.immich.client import normalize_base_url
 
 pytestmark = pytest.mark.slow
 
-CLI_TIMEOUT = 90
 RESOLVED = "s11_large_plain.jpg"
 DISMISSED = "s01_large_nogps.jpg"  # dismissed as not duplicates in mixed_plan
-
-
-class _Dropped(Exception):
-    """Raised inside the fake to drop the request the client was killed at."""
 
 
 def edited(plan: Plan, winner_file: str) -> Plan:
@@ -74,92 +61,22 @@ def edited(plan: Plan, winner_file: str) -> Plan:
 
 
 @dataclass
-class RerunCase:
-    root: Path
+class RerunCase(KillHarness):
     target: tuple[str, str]
-    """Kill at the first ``(method, path)`` the fake processes (a path ending in ``/``: a prefix)..."""
-    when: str
-    """...just ``before`` the fake processes it, or just ``after``."""
+    """Kill at the first ``(method, path)`` the fake receives (a path ending in ``/``: a prefix),
+    just ``when`` (``before`` or ``after``) it processes it."""
     group: str
     """The winner file of the group edited after the kill."""
-    fake: FakeImmich = field(init=False)
-    server: FakeServer = field(init=False)
-    plan: Plan = field(init=False)
-    plan_path: Path = field(init=False)
-    backup: Path = field(init=False)
-    violations: list[str] = field(default_factory=list)
-    deletes: int = 0
+    _: KW_ONLY
     armed: bool = True
-    proc: subprocess.Popen[bytes] | None = None
-    killed_at: str | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __post_init__(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.fake = FakeImmich(library="sample")
-        self.server = FakeServer(self.fake).start()
-        self.plan = mixed_plan(server_url=normalize_base_url(self.server.url))
-        self.plan_path = self.root / "plan.json"
-        save_plan(self.plan, self.plan_path)
-        self.backup = self.root / "backup"
-        self.before = capture(self.fake)
-        original = self.fake._respond
-
-        def respond(req: ApiRequest, decision: FaultDecision) -> Any:
-            method, path = self.target
-            with self.lock:
-                hit = self.armed and req.method == method and (
-                    req.path == path or (path.endswith("/") and req.path.startswith(path)))
-                if hit:
-                    self.armed = False
-            if req.method == "DELETE" and req.path == "/api/assets":
-                self.check_backups(json.loads(req.body)["ids"])
-            if hit and self.when == "before":
-                self.kill(f"before {req.method} {req.path}")
-                raise _Dropped
-            resp = original(req, decision)
-            if hit and self.when == "after":
-                self.kill(f"after {req.method} {req.path}")
-            return resp
-
-        self.fake._respond = respond  # type: ignore[method-assign]
-
-    def check_backups(self, ids: list[str]) -> None:
-        """At a DELETE: each asset has its backup on disk, complete, with the server's bytes."""
-        self.deletes += 1
-        try:
-            store = BackupStore.open_existing(self.backup)
-            entries = {x.asset_id: x for m in store.manifests() for x in m.losers}
-        except Exception as e:  # noqa: BLE001 - a violation to report, not a crash of the fake
-            self.violations.append(f"DELETE with no readable backup: {e}")
-            return
-        for i in ids:
-            entry = entries.get(i)
-            if entry is None:
-                self.violations.append(f"DELETE of {i} without a manifest entry")
-                continue
-            p = store.resolve_file(entry.file)
-            if not p.is_file() or sha1_b64_of(p) != (self.before.sizes[i], self.before.sha1[i]):
-                self.violations.append(f"DELETE of {i} without its backup, or with other bytes")
-
-    def kill(self, where: str) -> None:
-        proc = self.proc
-        if proc is None or self.killed_at is not None:
-            return
-        self.killed_at = where
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-    def run_cli(self, *args: str) -> tuple[int, str]:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "immich_dupes", *args, "--yes", "--rate-limit", "1000",
-             "--concurrent", "4"],
-            env=env_for(self.server.url, self.fake.api_key),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        )
-        out, err = self.proc.communicate(timeout=CLI_TIMEOUT)
-        FIGURES.run(f"{args[0]} (CLI)")
-        return self.proc.returncode, (out + err).decode("utf-8", "replace")
+    def is_target(self, req: ApiRequest, processed: bool) -> bool:
+        method, path = self.target
+        with self.lock:
+            hit = self.armed and path_matches(req, method, path)
+            if hit:
+                self.armed = False
+        return hit
 
     def execute(self, plan: Plan) -> tuple[int, str]:
         save_plan(plan, self.plan_path)
@@ -179,9 +96,6 @@ class RerunCase:
                 out.add(i)
         return out
 
-    def close(self) -> None:
-        self.server.stop()
-
 
 async def _one_clean_run(plan: Plan) -> dict[str, Any]:
     """The server after one uninterrupted run of ``plan`` on a fresh fake."""
@@ -197,7 +111,7 @@ async def _one_clean_run(plan: Plan) -> dict[str, Any]:
 
 def run_case(root: Path, target: tuple[str, str], when: str, group: str) -> tuple[str, bool | None, list[str]]:
     """Kill, edit ``group``, run again, then finish and restore; the problems found."""
-    case = RerunCase(root, target, when, group)
+    case = RerunCase(root, target, group, when=when)
     p: list[str] = []
     name = f"{when} {target[0]} {target[1]} / {group}"
     try:
@@ -240,6 +154,8 @@ def run_case(root: Path, target: tuple[str, str], when: str, group: str) -> tupl
         if diff:
             p.append(f"{name}: the server differs from one clean run's: {diff}")
         p += [f"{name}: {v}" for v in case.violations]
+        if case.deletes == 0:
+            p.append(f"{name}: no DELETE /api/assets reached the fake: no backup was checked")
 
         code, out = case.run_cli("restore", "-b", str(case.backup))
         if code != 0:
