@@ -115,12 +115,11 @@ def execute_case(
 
 
 def _warm() -> None:
-    """Build the sample library once before the threads start.
+    """Build the sample library and the reference run once, before the threads start.
 
-    The fake renders its pictures with ``Image.effect_noise`` (the C library's rand(), not the
-    scene's seed) behind an ``lru_cache`` that is no lock: fakes first built in parallel threads
-    get other bytes than the reference (reported to the lead). Built once here, every fake of
-    this process shares the same bytes.
+    The pictures are deterministic now (their grain comes from the scene's seed, see
+    ``fake.media.render_scene``); building them and the reference here, once, keeps that work
+    out of every thread.
     """
     FakeImmich(library="sample")
     asyncio.run(reference("v3", (), False))
