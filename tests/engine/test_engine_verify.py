@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from journal_kill import Killed, kill_after
 
 from immich_dupes.analysis.decide import accept, set_action
 from immich_dupes.analysis.plan import Action, GroupPlan, Plan
@@ -405,3 +406,32 @@ async def test_a_group_execute_should_have_run_gets_no_such_hint() -> None:
     others = [m for d, m in messages.items() if d != gid(plan, EXTERNAL)]
     assert others
     assert all(m == "not executed: no loser is in the trash" for m in others)
+
+
+async def test_with_b_after_a_killed_run_a_skipped_group_says_to_run_execute_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed before it wrote its report leaves no record of the groups it skipped
+    (skips are not journaled): verify -b calls them not run, says why execute leaves them
+    alone, and that running execute again finishes the run; after that, they are notes."""
+    fake = FakeImmich(library="sample", profile="v3")
+    backup = tmp_path / "b"
+    async with connected(fake) as c:
+        plan = await analyze(c)  # nothing reviewed
+        acting = next(g for g in plan.groups if not g.needs_review)
+        with monkeypatch.context() as m:
+            kill_after(m, "group_begin", acting.duplicate_id)
+            with pytest.raises(Killed):
+                await execute(c, plan, ExecuteOptions(backup_dir=backup, skip_review=True))
+        killed = await verify(c, plan, backup_dir=backup)
+        rep = await execute(c, plan, ExecuteOptions(backup_dir=backup, skip_review=True))
+        assert rep.failed == 0
+        fake.run_jobs()
+        finished = await verify(c, plan, backup_dir=backup)
+    unreviewed = {g.duplicate_id for g in plan.groups if g.needs_review}
+    hinted = {f.duplicate_id for f in killed.anomalies if f.message.endswith(
+        "; execute leaves it alone (needs review and was not reviewed (--skip-review)): "
+        "run execute again to finish the run")}
+    assert hinted == unreviewed
+    assert finished.anomalies == []
+    assert {f.duplicate_id for f in finished.notes if f.field == "execute"} == unreviewed

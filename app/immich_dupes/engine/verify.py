@@ -474,11 +474,13 @@ class _GroupCheck:
             self._check_kept()
             return _GroupResult(self.findings, "anomaly")
         if rec is not None and rec.status not in ("done",):
-            self.add(
-                "anomaly", "execute",
-                f"not executed (the backup's report says {rec.status}"
-                + (f": {rec.reason}" if rec.reason else "") + ")",
-            )
+            message = (f"not executed (the backup's report says {rec.status}"
+                       + (f": {rec.reason}" if rec.reason else "") + ")")
+            skip = left_alone(g)
+            if rec.status == "not-run" and skip is not None:
+                # No record at all (a run killed before its report): skips are not journaled.
+                message += f"; execute leaves it alone ({skip}): run execute again to finish the run"
+            self.add("anomaly", "execute", message)
             return _GroupResult(self.findings, "not_executed")
         if self._read_errors():
             return self.result("anomaly")
