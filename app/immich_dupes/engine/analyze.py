@@ -52,7 +52,13 @@ async def analyze(
     settings: PlanSettings | None = None,
     report: Reporter = ignore,
 ) -> Plan:
-    """Build a plan for every group on the server (the client must be connected)."""
+    """Build a plan for every group on the server (the client must be connected).
+
+    A group the plan cannot hold (see ``decide.plan_assets``; a group id that is no UUID; an
+    asset in two groups) is left out: a warning event names it (the first ``NAMED_SKIPS``),
+    and the last event's ``data["skipped"]`` counts them all. An answer that is not a list of
+    groups raises ImmichError.
+    """
     settings = settings or PlanSettings()
     info = client.info
     if info is None:
