@@ -84,6 +84,23 @@ def test_backup_dir_binding(tmp_path: Path) -> None:
         BackupStore.open_existing(root)
 
 
+def test_a_resumed_store_removes_what_killed_atomic_writes_left(tmp_path: Path) -> None:
+    """A SIGKILL between an atomic write's temp file and its rename leaves ``.<name>.<x>.tmp``
+    behind (seen once in the kill-and-resume test): the next run, which holds the folder's
+    lock, removes such files, and nothing else."""
+    root = tmp_path / "b"
+    store = BackupStore.open_or_create(root, _header())
+    group = store.group_dir(UUID, create=True)
+    stale = [group / ".manifest.json.qd4amqny.tmp", root / ".immich-dupes-backup.json.x1y2z3.tmp",
+             root / ".report-20261124T000000Z.json.abc.tmp"]
+    kept = [group / f"{UUID2}-photo.jpg", group / "manifest.json", root / "notes.tmp", root / ".lock"]
+    for f in (*stale, *kept):
+        f.write_text("x")
+    BackupStore.open_or_create(root, _header())
+    assert [f.exists() for f in stale] == [False] * len(stale)
+    assert all(f.exists() for f in kept)
+
+
 def test_journal_survives_a_torn_last_line(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
     j = Journal(path)

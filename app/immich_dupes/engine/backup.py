@@ -295,7 +295,10 @@ class BackupStore:
 
     @classmethod
     def open_or_create(cls, path: Path, plan_header: BackupHeader) -> BackupStore:
-        """Open the backup of this plan (resume) or start a new one in an empty/new folder."""
+        """Open the backup of this plan (resume) or start a new one in an empty/new folder.
+
+        The caller holds the folder's lock (``lock_backup_dir``): a resume removes what killed
+        atomic writes left (``remove_stale_temp_files``)."""
         path = Path(path)
         exists = cls.check_usable(path, plan_header)
         if exists:
@@ -317,7 +320,22 @@ class BackupStore:
             probe.unlink()
         except OSError as e:
             raise BackupError(f"backup directory {path} is not writable: {e.strerror}") from None
-        return cls(path, header)
+        store = cls(path, header)
+        if exists:
+            store.remove_stale_temp_files()
+        return store
+
+    def remove_stale_temp_files(self) -> int:
+        """Remove what a killed run's atomic writes left behind: the temp files they write
+        first (``.<name>.<random>.tmp``, see ``atomic_write_chunks``) and rename into place.
+        Only the caller holding the folder's lock may do this (execute opens a store to write
+        under it): no other writer can be busy with one. Returns how many were removed."""
+        removed = 0
+        for stale in (*self.root.glob(".*.tmp"), *(self.root / GROUPS_DIR).glob("*/.*.tmp")):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+                removed += 1
+        return removed
 
     @classmethod
     def open_existing(cls, path: Path) -> BackupStore:
