@@ -410,3 +410,20 @@ async def test_still_from_trash_is_linked_to_its_reuploaded_motion_part(tmp_path
     assert fake.asset(still)["livePhotoVideoId"] == acts[video][1]
     assert {a.action for a in again.actions} == {"already_present"}
     assert changing(log) == []
+
+
+async def test_restore_removes_what_a_killed_runs_atomic_writes_left_and_a_dry_run_does_not(
+    tmp_path: Path,
+) -> None:
+    """A restore killed while writing its record leaves ``.restore-….json.<x>.tmp``: the next
+    restore, the only writer under the folder's lock, removes it; a dry run writes nothing."""
+    fake = FakeImmich(library="sample", profile="v3")
+    backup = tmp_path / "b"
+    async with connected(fake) as c:
+        await executed(c, backup)
+        stale = backup / ".restore-20261124T000000.000000Z.json.k1ll3d.tmp"
+        stale.write_text("{")
+        await restore(c, backup, dry_run=True)
+        assert stale.exists()
+        await restore(c, backup)
+    assert not stale.exists()

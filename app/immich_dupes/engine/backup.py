@@ -328,8 +328,8 @@ class BackupStore:
     def remove_stale_temp_files(self) -> int:
         """Remove what a killed run's atomic writes left behind: the temp files they write
         first (``.<name>.<random>.tmp``, see ``atomic_write_chunks``) and rename into place.
-        Only the caller holding the folder's lock may do this (execute opens a store to write
-        under it): no other writer can be busy with one. Returns how many were removed."""
+        Only the caller holding the folder's exclusive lock may do this (execute, or restore
+        when not a dry run): no other writer can be busy with one. Returns how many were removed."""
         removed = 0
         for stale in (*self.root.glob(".*.tmp"), *(self.root / GROUPS_DIR).glob("*/.*.tmp")):
             with contextlib.suppress(OSError):

@@ -883,6 +883,8 @@ async def restore(
     with lock_backup_dir(store.root, shared=dry_run) as note:
         if note:
             report(Event("restore", note, level="warning"))
+        if not dry_run:  # the only writer now: what a killed run's atomic writes left can go
+            store.remove_stale_temp_files()
         return await _restore_locked(client, store, report, dry_run)
 
 
