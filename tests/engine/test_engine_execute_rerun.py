@@ -99,29 +99,6 @@ def swapped(plan: Plan, winner_file: str) -> Plan:
     return out
 
 
-def server_state(fake: FakeImmich) -> dict[str, Any]:
-    """The server as a comparable value (after the fake's background jobs)."""
-    fake.run_jobs()
-    assets: dict[str, Any] = {}
-    for i in sorted(fake.asset_ids()):
-        try:
-            a = fake.asset(i)
-        except KeyError:
-            assets[i] = "purged"
-            continue
-        e = a.get("exifInfo") or {}
-        assets[i] = {
-            **{k: a.get(k) for k in ("isTrashed", "isFavorite", "visibility", "livePhotoVideoId",
-                                     "duplicateId", "checksum")},
-            **{k: e.get(k) for k in ("latitude", "longitude", "dateTimeOriginal", "timeZone",
-                                     "description", "rating")},
-            "tags": sorted(t["id"] for t in a.get("tags") or []),
-            "stack": (a.get("stack") or {}).get("primaryAssetId"),
-        }
-    albums = {al["id"]: sorted(al["assetIds"]) for al in fake.albums}
-    return {"assets": assets, "albums": albums}
-
-
 def trashed(fake: FakeImmich) -> set[str]:
     return {i for i in fake.asset_ids() if fake.asset(i)["isTrashed"]}
 
@@ -134,7 +111,7 @@ async def reference_state(plan: Plan, tmp: Path) -> dict[str, Any]:
     async with ImmichClient(FAKE_URL, fake.api_key, transport=fake.transport(), rate_limit=10_000) as c:
         rep = await execute(c, ref, ExecuteOptions(backup_dir=tmp / "reference-backup"))
     assert rep.failed == 0, [o.reason for o in rep.outcomes if o.status == "failed"]
-    return server_state(fake)
+    return fake.state()
 
 
 def is_changing(method: str, path: str) -> bool:
@@ -221,7 +198,7 @@ def test_skip_review_then_review_then_execute_again_into_the_same_folder(
     assert second
 
     # The server is what ONE run of the final plan gives.
-    got = server_state(fake)
+    got = fake.state()
     assert got == asyncio.run(reference_state(plan1, tmp_path))
 
     # verify -b covers the groups of both runs, and warns about nothing.
@@ -253,7 +230,7 @@ async def test_a_group_edited_after_it_was_done_is_reported_and_not_touched(
     rep1 = await execute(fake_client(fake), plan0, ExecuteOptions(backup, skip_review=True))
     g = group_of(plan0, EASY)
     assert outcome(rep1, g.duplicate_id)[0] == "done"
-    after_first = server_state(fake)
+    after_first = fake.state()
 
     plan1 = swapped(plan0, EASY)  # now keep the other copy: too late, it is done
     assert group_sha256(plan1.group(g.duplicate_id)) != group_sha256(g)
@@ -267,7 +244,7 @@ async def test_a_group_edited_after_it_was_done_is_reported_and_not_touched(
     assert "not applied" in reason
     assert rep2.failed == 0
     assert sent == []  # nothing else was left to do, and this group is not done again
-    assert server_state(fake) == after_first
+    assert fake.state() == after_first
     assert fake.asset(g.winner)["isTrashed"] is False
     assert fake.asset(g.losers[0])["isTrashed"] is True
     assert any(e.level == "warning" and "1 group(s) were done in an earlier run with another version"
@@ -342,7 +319,7 @@ async def test_a_group_stopped_mid_way_then_edited_never_gets_two_decisions(
         assert m is not None
         assert m.winner_id == old_loser
         assert [x.asset_id for x in m.losers] == [old_winner]
-        assert server_state(fake) == await reference_state(edited, tmp_path)
+        assert fake.state() == await reference_state(edited, tmp_path)
     else:
         # Carried out in part with the first decision: this group alone is refused, untouched.
         assert status == "failed"
@@ -364,7 +341,7 @@ async def test_a_group_stopped_mid_way_then_edited_never_gets_two_decisions(
         assert rep3.failed == 0
         assert fake.asset(old_winner)["isTrashed"] is False
         assert fake.asset(old_loser)["isTrashed"] is True
-        assert server_state(fake) == await reference_state(plan, tmp_path)
+        assert fake.state() == await reference_state(plan, tmp_path)
 
     # restore brings back every loser trashed by any of the runs.
     rrep = await restore(fake_client(fake), backup)

@@ -339,28 +339,6 @@ def gone_or_trashed(fake: FakeImmich, before: Before) -> set[str]:
     return out
 
 
-def final_state(fake: FakeImmich) -> dict[str, Any]:
-    """The server as a plain comparable value (after the fake's background jobs)."""
-    fake.run_jobs()
-    assets: dict[str, Any] = {}
-    for i in sorted(fake.asset_ids()):
-        try:
-            a = fake.asset(i)
-        except KeyError:
-            continue
-        e = a.get("exifInfo") or {}
-        assets[i] = {
-            **{k: a.get(k) for k in ("isTrashed", "isFavorite", "visibility", "livePhotoVideoId",
-                                     "duplicateId", "checksum")},
-            **{k: e.get(k) for k in ("latitude", "longitude", "dateTimeOriginal", "timeZone",
-                                     "description", "rating")},
-            "tags": sorted(t["id"] for t in a.get("tags") or []),
-            "stack": (a.get("stack") or {}).get("primaryAssetId"),
-        }
-    albums = {al["id"]: sorted(al["assetIds"]) for al in fake.albums}
-    return {"assets": assets, "albums": albums}
-
-
 def _stable(data: Any) -> Any:
     """Drop the fake's wall-clock timestamps: those of tags, and ``updatedAt`` of assets (an edit
     made by a test stamps the time of day); they differ between two fakes, not between runs."""
@@ -458,7 +436,7 @@ async def reference(profile: str, changes: tuple[str, ...], force: bool) -> Refe
         async with client_for(fake) as c:
             vrep = await verify(c, plan, backup_dir=backup)
         ref = Reference(
-            state=final_state(fake),
+            state=fake.state(),
             backup=backup_state(backup),
             statuses={o.duplicate_id: o.status for o in rep.outcomes},
             anomalies=sorted((f.duplicate_id, f.field) for f in vrep.anomalies),

@@ -26,7 +26,6 @@ from safety_support import (
     check_backups,
     check_manifests,
     client_for,
-    final_state,
     mixed_plan,
     reference,
 )
@@ -129,7 +128,7 @@ def test_disk_full_mid_run_stops_cleanly_and_a_rerun_finishes(
         FIGURES.run("execute (CLI)")
         assert code == 0, err
     ref = asyncio.run(reference("v3", (), False))
-    assert final_state(fake) == ref.state
+    assert fake.state() == ref.state
     assert backup_state(backup) == ref.backup
     FIGURES.add_faults(__import__("collections").Counter({"disk full": disk.refused}))
 

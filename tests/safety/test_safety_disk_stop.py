@@ -33,7 +33,6 @@ from safety_support import (
     check_backups,
     check_manifests,
     client_for,
-    final_state,
     mixed_plan,
     reference,
 )
@@ -163,7 +162,7 @@ def synthetic_reference() -> dict[str, Any]:
             rep = asyncio.run(_run(fake, base_plan(SYNTHETIC), Path(d) / "b"))
             assert rep.failed == 0
             assert rep.stopped is None
-            _SYNTH_REF.update(state=final_state(fake), backup=backup_state(Path(d) / "b"),
+            _SYNTH_REF.update(state=fake.state(), backup=backup_state(Path(d) / "b"),
                               done=rep.done)
     return _SYNTH_REF
 
@@ -231,7 +230,7 @@ def test_a_disk_that_fills_after_k_groups_stops_with_k_done_and_a_second_run_fin
     assert again.stopped is None
     assert again.failed == 0, reasons(again)
     assert again.done == synthetic_reference()["done"]
-    assert final_state(fake) == synthetic_reference()["state"]
+    assert fake.state() == synthetic_reference()["state"]
     assert backup_state(backup) == synthetic_reference()["backup"]
     FIGURES.checked(len(before.assets), 0)
     FIGURES.run("execute", 2)
@@ -272,7 +271,7 @@ def test_a_full_disk_under_the_journal_too_stops_with_one_message_and_resumes(
     again = asyncio.run(_run(fake, plan, backup))
     assert again.stopped is None
     assert again.failed == 0, reasons(again)
-    assert final_state(fake) == synthetic_reference()["state"]
+    assert fake.state() == synthetic_reference()["state"]
     assert backup_state(backup) == synthetic_reference()["backup"]
     FIGURES.checked(len(before.assets), 0)
     FIGURES.run("execute", 2)
@@ -301,7 +300,7 @@ def test_a_backup_folder_that_cannot_be_written_stops_the_run_too(
     again = asyncio.run(_run(fake, plan, backup))
     assert again.failed == 0
     assert again.stopped is None
-    assert final_state(fake) == synthetic_reference()["state"]
+    assert fake.state() == synthetic_reference()["state"]
 
 
 def test_a_write_error_of_one_file_fails_only_its_group(
@@ -381,7 +380,7 @@ def test_the_command_says_it_once_exits_1_and_the_same_command_resumes(
         assert "execute stopped early" not in out + err
         assert "0 failed" in out
     ref = asyncio.run(reference("v3", (), False))
-    assert final_state(fake) == ref.state
+    assert fake.state() == ref.state
     assert backup_state(backup) == ref.backup
     FIGURES.checked(len(before.assets), 0)
 

@@ -46,7 +46,6 @@ from safety_support import (
     client_for,
     deep_diff,
     fault_counts,
-    final_state,
     group_by_winner,
     hook_requests,
     metadata_of,
@@ -284,7 +283,7 @@ async def _run(sc: Scenario, tmp: Path, fake: FakeImmich, url: str | None) -> Ta
             t.problems.append("the report does not list every group")
     ref = await reference(sc.profile, sc.changes, sc.force)
     _compare(t, "final statuses", {o.duplicate_id: o.status for o in final.outcomes}, ref.statuses)
-    _compare(t, "server state", final_state(fake), ref.state)
+    _compare(t, "server state", fake.state(), ref.state)
     _compare(t, "backup", backup_state(backup), ref.backup)
     async with client() as c:
         vrep = await verify(c, plan, backup_dir=backup)

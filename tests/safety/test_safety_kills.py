@@ -25,7 +25,6 @@ from safety_support import (
     client_for,
     deep_diff,
     fault_counts,
-    final_state,
     is_changing,
     path_matches,
     reference,
@@ -103,7 +102,7 @@ def execute_case(
         if case.deletes == 0:
             problems.append(f"k={k} {when}: no DELETE /api/assets reached the fake: no backup was checked")
         ref = asyncio.run(reference("v3", (), False))
-        diff = deep_diff(final_state(case.fake), ref.state)
+        diff = deep_diff(case.fake.state(), ref.state)
         if diff:
             problems.append(f"k={k} {when}: the server differs from a clean run's: {diff}")
         diff = deep_diff(backup_state(case.backup), ref.backup)

@@ -28,7 +28,6 @@ from safety_support import (
     KillHarness,
     client_for,
     deep_diff,
-    final_state,
     group_by_winner,
     path_matches,
     reference,
@@ -106,7 +105,7 @@ async def _one_clean_run(plan: Plan) -> dict[str, Any]:
         async with client_for(fake) as c:
             rep = await execute(c, ref, ExecuteOptions(backup_dir=Path(d) / "backup"))
     assert rep.failed == 0
-    return final_state(fake)
+    return fake.state()
 
 
 def run_case(root: Path, target: tuple[str, str], when: str, group: str) -> tuple[str, bool | None, list[str]]:
@@ -150,7 +149,7 @@ def run_case(root: Path, target: tuple[str, str], when: str, group: str) -> tupl
             if code != 0 or status != "done":
                 p.append(f"{name}: the edited group (only backed up) was not done (exit {code}, {status}: {reason})")
             want = asyncio.run(_one_clean_run(second))
-        diff = deep_diff(final_state(case.fake), want)
+        diff = deep_diff(case.fake.state(), want)
         if diff:
             p.append(f"{name}: the server differs from one clean run's: {diff}")
         p += [f"{name}: {v}" for v in case.violations]

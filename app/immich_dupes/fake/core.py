@@ -305,6 +305,26 @@ class FakeImmich:
                 )
             return out
 
+    def state(self) -> dict[str, Any]:
+        """The admin's library as a plain comparable value, after the background jobs: per
+        asset (trashed ones too) the fields execute and restore change, and each album's
+        members. Two runs that should end alike compare equal on it."""
+        self.run_jobs()
+        assets: dict[str, Any] = {}
+        for i in sorted(self.asset_ids()):
+            a = self.asset(i)
+            e = a.get("exifInfo") or {}
+            assets[i] = {
+                **{k: a.get(k) for k in ("isTrashed", "isFavorite", "visibility", "livePhotoVideoId",
+                                         "duplicateId", "checksum")},
+                **{k: e.get(k) for k in ("latitude", "longitude", "dateTimeOriginal", "timeZone",
+                                         "description", "rating")},
+                "tags": sorted(t["id"] for t in a.get("tags") or []),
+                "stack": (a.get("stack") or {}).get("primaryAssetId"),
+            }
+        albums = {al["id"]: sorted(al["assetIds"]) for al in self.albums}
+        return {"assets": assets, "albums": albums}
+
     def groups(self, user_id: str | None = None) -> list[dict[str, Any]]:
         """The duplicate groups ``GET /duplicates`` would list now (without its side effects)."""
         uid = user_id or self.user_id
