@@ -6,7 +6,8 @@ A fake Immich (``synthetic:N``) behind a real HTTP server on loopback; the plan 
 every group accepted and executed with the limits off, then ``verify -b`` runs with the given
 limits. Printed: requests per group (from the fake's request log), wall time, the rate
 achieved, and what that means for 20,000 groups at the same limits. verify reads every kept
-and trashed copy once (``GET /assets/{id}``), so its time at scale is the request rate's.
+copy once (``GET /assets/{id}``) and checks the losers by checksum, 1,000 per request, so its
+time at scale is the request rate's.
 """
 
 from __future__ import annotations

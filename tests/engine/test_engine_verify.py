@@ -13,6 +13,7 @@ from journal_kill import Killed, kill_after
 
 from immich_dupes.analysis.decide import accept, set_action
 from immich_dupes.analysis.plan import Action, GroupPlan, Plan
+from immich_dupes.engine import verify as verify_module
 from immich_dupes.engine.analyze import analyze
 from immich_dupes.engine.backup import BackupError
 from immich_dupes.engine.events import Event
@@ -92,11 +93,15 @@ async def test_clean_after_execute(profile: str, tmp_path: Path) -> None:
     skipped = [f for f in rep.notes if f.field == "execute"]
     assert [f.duplicate_id for f in skipped] == [gid(plan, EXTERNAL)]
     assert "external library" in skipped[0].message
-    # Requests are few: one read per asset of a checked group, the album listing once, no writes.
+    # Requests are few: one read per kept copy of a checked group, one checksum check for all the
+    # losers, the album listing once, no writes.
     checked = [g for g in executed if g.duplicate_id != gid(plan, EXTERNAL)]
     reads = [r for r in requests if r.method == "GET" and r.path.startswith("/api/assets/")]
-    assert len(reads) == sum(len(g.assets) for g in checked)
-    assert all(r.method == "GET" or r.path == "/api/search/metadata" for r in requests)
+    assert len(reads) == sum(len(g.keep) for g in checked)
+    assert not {r.path.rsplit("/", 1)[1] for r in reads} & {i for g in checked for i in g.losers}
+    bulk = [r for r in requests if r.path == "/api/assets/bulk-upload-check"]
+    assert len(bulk) == 1
+    assert all(r.method == "GET" or r.path in ("/api/search/metadata", bulk[0].path) for r in requests)
     assert len([r for r in requests if r.path == "/api/albums"]) == 2  # owned + shared, once
 
 
@@ -281,7 +286,7 @@ async def test_other_read_errors_fail_verify(tmp_path: Path) -> None:
         await run_execute(c, plan, tmp_path / "b")
         fake.run_jobs()
         g = group_of(plan, "s04_large_nodesc.jpg")
-        fake.faults = f"503=1.0@/assets/{g.losers[0]}"  # beyond the client's retries
+        fake.faults = f"503=1.0@/assets/{g.winner}"  # beyond the client's retries
         rep = await verify(c, plan, backup_dir=tmp_path / "b")
     bad = [f for f in rep.anomalies if f.duplicate_id == g.duplicate_id]
     assert [f.field for f in bad] == ["read"]
@@ -435,3 +440,91 @@ async def test_with_b_after_a_killed_run_a_skipped_group_says_to_run_execute_aga
     assert hinted == unreviewed
     assert finished.anomalies == []
     assert {f.duplicate_id for f in finished.notes if f.field == "execute"} == unreviewed
+
+
+# --------------------------------------------------------------------------- losers by checksum
+
+
+def loser_reads(fake: FakeImmich, n: int, plan: Plan) -> set[str]:
+    """The losers of ``plan`` read one by one (GET /assets/{id}) since request ``n``."""
+    losers = {i for g in plan.groups for i in g.losers}
+    return {r.path.rsplit("/", 1)[1] for r in fake.request_log[n:]
+            if r.method == "GET" and r.path.rsplit("/", 1)[1] in losers}
+
+
+async def test_losers_are_checked_by_checksum_in_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a loser is in the trash comes from bulk-upload-check, 2 per request here: a loser
+    restored from the trash since is found there, and none is read one by one."""
+    monkeypatch.setattr(verify_module, "BULK_BATCH", 2)
+    fake = FakeImmich(library="sample", profile="v3")
+    async with connected(fake) as c:
+        plan = await accepted_plan(c)
+        await run_execute(c, plan, tmp_path / "b")
+        fake.run_jobs()
+        rome = group_of(plan, "s13_large_timeline.jpg")
+        await c.restore_from_trash(rome.losers)
+        n = len(fake.request_log)
+        rep = await verify(c, plan, backup_dir=tmp_path / "b")
+    checks = [r for r in fake.request_log[n:] if r.path == "/api/assets/bulk-upload-check"]
+    executed = [g for g in plan.groups if g.action is Action.RESOLVE and g.duplicate_id != gid(plan, EXTERNAL)]
+    losers = sum(len(g.losers) for g in executed)
+    assert len(checks) == (losers + 1) // 2
+    assert loser_reads(fake, n, plan) == set()
+    assert anomalies(rep) == {(rome.duplicate_id, "loser")}
+    assert "not in the trash" in rep.anomalies[0].message
+
+
+async def test_a_checksum_answered_by_another_asset_is_read_by_id(tmp_path: Path) -> None:
+    """Only an answer naming the loser's own id counts: with the winner's checksum in the plan,
+    Immich names the winner (not in the trash), and verify reads the loser itself instead."""
+    fake = FakeImmich(library="sample", profile="v3")
+    async with connected(fake) as c:
+        plan = await accepted_plan(c)
+        await run_execute(c, plan, tmp_path / "b")
+        fake.run_jobs()
+        n = len(fake.request_log)
+        await verify(c, plan)
+        before = loser_reads(fake, n, plan)  # those of the group execute left alone (external)
+        g = group_of(plan, "s04_large_nodesc.jpg")
+        loser = g.asset(g.losers[0])
+        same = loser.model_copy(update={"checksum": g.winner_asset.checksum})
+        edit(plan, "s04_large_nodesc.jpg",
+             g.model_copy(update={"assets": [same if a.id == loser.id else a for a in g.assets]}))
+        n = len(fake.request_log)
+        rep = await verify(c, plan)  # no -b: the edited group no longer matches execute's records
+    assert loser.id not in before
+    assert loser_reads(fake, n, plan) == before | {loser.id}
+    assert [f for f in rep.anomalies if f.duplicate_id == g.duplicate_id] == []
+
+
+@pytest.mark.parametrize("how", ["503", "no asset.upload", "403 on an old server"])
+async def test_without_the_checksum_check_every_loser_is_read(how: str, tmp_path: Path) -> None:
+    """A failed or refused bulk check costs requests, never a verdict: each loser is read."""
+    fake = FakeImmich(library="sample", profile="v3")
+    async with connected(fake) as c:
+        plan = await accepted_plan(c)
+        await run_execute(c, plan, tmp_path / "b")
+        fake.run_jobs()
+    key = fake.api_key
+    if how == "503":
+        fake.faults = "503=1.0@/assets/bulk-upload-check"
+    else:
+        key = fake.add_api_key(fake.user_id, [*VERIFY_PERMISSIONS])
+    events: list[Event] = []
+    async with connected(fake, key) as c:
+        await c.connect(VERIFY_PERMISSIONS)
+        if how == "403 on an old server":
+            assert c.info is not None
+            c.info.key = None  # before 1.139 the key's permissions are not known in advance
+        n = len(fake.request_log)
+        rep = await verify(c, plan, events.append, backup_dir=tmp_path / "b")
+    checked = [g for g in plan.groups if g.action is Action.RESOLVE and g.duplicate_id != gid(plan, EXTERNAL)]
+    assert loser_reads(fake, n, plan) == {i for g in checked for i in g.losers}
+    assert rep.anomalies == []
+    checks = [r for r in fake.request_log[n:] if r.path == "/api/assets/bulk-upload-check"]
+    # 503: one try and the client's one retry; a key known to lack asset.upload: not even asked
+    assert len(checks) == {"503": 2, "no asset.upload": 0, "403 on an old server": 1}[how]
+    if how != "no asset.upload":
+        assert any("reading" in e.message for e in events)
