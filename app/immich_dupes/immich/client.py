@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from pydantic import ValidationError
 
 from immich_dupes import __version__
 from immich_dupes.immich.errors import (
@@ -40,7 +41,11 @@ from immich_dupes.immich.errors import (
     PermissionMissing,
     ServerError,
     UnsupportedServer,
+    describe_html,
     error_for,
+    looks_like_html,
+    parse_error_body,
+    quote_text,
 )
 from immich_dupes.immich.models import (
     Album,
@@ -457,18 +462,45 @@ class ImmichClient:
         return isinstance(data, dict) and data.get("res") == "pong"
 
     async def server_version(self) -> ServerVersion:
-        try:
-            data = await self.request("GET", "/server/version")
-        except NotFound:
-            data = None
-        except ImmichError as e:
-            if e.status == 404:
-                data = await self.request("GET", "/server-info/version")
-            else:
-                raise
-        if not isinstance(data, dict):
-            raise UnsupportedServer("this does not look like an Immich server (no /server/version)")
-        return ServerVersion.model_validate(data)
+        """The server's version; as the first contact, also whether an Immich API answers here.
+
+        ``GET /server/version`` (``/server-info/version`` before 1.113). Any other answer (a
+        wrong sub-path, another web server, a redirect, a login page) is UnsupportedServer
+        "no Immich API at <url>", one line that describes the answer and never quotes a page;
+        a 5xx or 429 after the retries is ConnectionFailed. 401 and 403 keep their own errors.
+        """
+        answer = await self._version_answer("/server/version")
+        if isinstance(answer, ServerVersion):
+            return answer
+        if answer.status == 404:
+            older = await self._version_answer("/server-info/version")
+            if isinstance(older, ServerVersion):
+                return older
+        raise UnsupportedServer(
+            f"no Immich API at {self.base_url} (GET /server/version answered {answer.text}); "
+            "use the address you open Immich at in a browser, with or without /api"
+        )
+
+    async def _version_answer(self, path: str) -> ServerVersion | _Answer:
+        """The version at ``path``, or what answered instead, described in a few words."""
+        async with self.stream("GET", path, ok=range(100, 600)) as r:
+            body = await _read_limited(r)
+        status = r.status_code
+        if status in (401, 403):
+            raise error_for(status, body, "GET", path)
+        if status >= 500 or status == 429:
+            raise ConnectionFailed(
+                f"Immich at {self.base_url} is not answering: GET {path} answered "
+                f"{_describe_answer(r, body)}"
+            )
+        if status == 200:
+            try:
+                data = json.loads(body)
+                if isinstance(data, dict):
+                    return ServerVersion.model_validate(data)
+            except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
+                pass
+        return _Answer(status, _describe_answer(r, body))
 
     async def me(self) -> User:
         return User.model_validate(await self.request("GET", "/users/me"))
@@ -864,6 +896,35 @@ async def _read_limited(response: httpx.Response, limit: int = 64 * 1024) -> byt
     except (httpx.TransportError, httpx.StreamError):
         pass
     return out
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What answered a request in place of what was expected: its status and a few words."""
+
+    status: int
+    text: str
+
+
+def _describe_answer(r: httpx.Response, body: bytes) -> str:
+    """``404 "Cannot GET /x"``, ``200 with an HTML page ("Title")``, ``301, a redirect to …``:
+    an answer in a few words on one line; a page or a long body is never quoted whole."""
+    status = r.status_code
+    location = r.headers.get("location")
+    if 300 <= status < 400 and location:
+        return f"{status}, a redirect to {quote_text(location, 120)}"
+    if not body.strip():
+        return f"{status} with an empty body"
+    if looks_like_html(body, r.headers.get("content-type", "")):
+        return f"{status} with {describe_html(body)}"
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return f'{status} with text, not JSON ("{quote_text(body[:400].decode("utf-8", "replace"), 80)}")'
+    if status < 300 or not isinstance(data, dict):
+        return f"{status} with JSON that is not a version"
+    message, _ = parse_error_body(body)
+    return f'{status} "{quote_text(message, 120)}"'
 
 
 def _plain_length(r: httpx.Response) -> int | None:

@@ -6,7 +6,10 @@ the request path, never from headers or the full URL with its query.
 
 from __future__ import annotations
 
+import html
 import json
+import re
+import unicodedata
 from typing import Any
 
 
@@ -73,19 +76,58 @@ class IntegrityError(ImmichError):
     """A download whose size or checksum does not match what the server said."""
 
 
+QUOTE_LIMIT = 200
+"""The most characters of a server's text an error message quotes."""
+MAX_DETAILS = 10
+"""The most validation details an error message lists."""
+
+
+def quote_text(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """A server's text made fit for a one-line error: whitespace runs (newlines included) become
+    one space, control and format characters are dropped, and it is cut to ``limit`` characters."""
+    cleaned = "".join(
+        ch if ch.isprintable() else " " for ch in text if unicodedata.category(ch) != "Cf"
+    )
+    one_line = " ".join(cleaned.split())
+    if len(one_line) > limit:
+        return one_line[: limit - 1].rstrip() + "…"
+    return one_line
+
+
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+
+
+def looks_like_html(body: bytes, content_type: str = "") -> bool:
+    if "html" in content_type.lower():
+        return True
+    head = body[:512].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
+
+
+def describe_html(body: bytes) -> str:
+    """``an HTML page ("Its title")``: what an error says of a web page, never the page."""
+    m = _TITLE.search(body[:65536])
+    title = quote_text(html.unescape(m.group(1).decode("utf-8", "replace")), 80) if m else ""
+    return f'an HTML page ("{title}")' if title else "an HTML page"
+
+
 def parse_error_body(body: bytes) -> tuple[str, list[str]]:
-    """Immich's message and details from either error-body shape.
+    """Immich's message and details from either error-body shape, capped and on one line.
 
     v1/v2: ``{message: str | [str], error, statusCode, correlationId}``;
     v3: ``{message}`` or ``{message: "Validation failed", errors: [{path, message, ...}]}``.
+    A body that is not JSON (a proxy's or another web server's page) is described, never
+    quoted whole: an HTML page by its title, plain text cut to one short line.
     """
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        text = body[:200].decode("utf-8", "replace").strip()
+        if looks_like_html(body):
+            return describe_html(body), []
+        text = quote_text(body[: QUOTE_LIMIT * 4].decode("utf-8", "replace"))
         return (text or "no message"), []
     if not isinstance(data, dict):
-        return str(data)[:200], []
+        return quote_text(str(data)), []
     msg = data.get("message")
     details: list[str] = []
     if isinstance(msg, list):
@@ -102,7 +144,10 @@ def parse_error_body(body: bytes) -> tuple[str, list[str]]:
                 path = ".".join(str(p) for p in e.get("path", []) if p is not None)
                 m = str(e.get("message", ""))
                 details.append(f"{path}: {m}" if path else m)
-    return message, details
+    shown = [quote_text(d) for d in details[:MAX_DETAILS]]
+    if len(details) > MAX_DETAILS:
+        shown.append(f"and {len(details) - MAX_DETAILS} more")
+    return quote_text(message), shown
 
 
 def error_for(status: int, body: bytes, method: str, path: str) -> ImmichError:
