@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NoReturn
 
 from immich_dupes import __version__
@@ -119,17 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("verify", "check the server against the plan after execute")
     p.add_argument("plan", metavar="PLAN.json")
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="text for people, json for scripts (default text)")
     p.add_argument("-b", "--backup-dir", metavar="DIR", help="backup directory (to know which losers were force-deleted)")
-    p.add_argument("--rate-limit", type=positive_float, default=10.0, metavar="N")
-    p.add_argument("--concurrent", type=positive_int, default=5, metavar="N")
+    p.add_argument("--rate-limit", type=positive_float, default=10.0, metavar="N", help="requests per second (default 10)")
+    p.add_argument("--concurrent", type=positive_int, default=5, metavar="N", help="requests at once (default 5)")
 
     p = command("restore", "bring back the losers of an execute run from the trash or the backup")
-    p.add_argument("-b", "--backup-dir", required=True, metavar="DIR")
+    p.add_argument("-b", "--backup-dir", required=True, metavar="DIR", help="the backup directory of the execute run")
     p.add_argument("--dry-run", action="store_true", help="list what would be done; change nothing")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--rate-limit", type=positive_float, default=10.0, metavar="N")
-    p.add_argument("--concurrent", type=positive_int, default=5, metavar="N")
+    p.add_argument("--rate-limit", type=positive_float, default=10.0, metavar="N", help="requests per second (default 10)")
+    p.add_argument("--concurrent", type=positive_int, default=5, metavar="N", help="requests at once (default 5)")
 
     p = command("demo", "the whole workflow on an embedded sample server")
     p.add_argument("--serve-only", action="store_true", help="only run the fake Immich server; print its URL and key")
@@ -142,10 +143,80 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="build every answer anew, as a real server does, instead of keeping serialized answers (benchmarks)",
     )
-    p.add_argument("--image-protocol", choices=["auto", "kitty", "sixel", "halfcell", "unicode", "none"], default="auto")
+    p.add_argument("--image-protocol", choices=["auto", "kitty", "sixel", "halfcell", "unicode", "none"],
+                   default="auto", help="how pictures are drawn in the review app (default: detect)")
 
     command("schema", "print the JSON Schema of the plan file")
     return parser
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _resolve(option: str, names: Iterable[str]) -> str | None:
+    """The option ``option`` names among ``names``, abbreviations included as argparse allows
+    them; None when it names none (or several)."""
+    names = list(names)
+    if option in names:
+        return option
+    if option.startswith("--"):
+        found = [n for n in names if n.startswith(option)]
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
+def hoist_command_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """``--rate-limit 5 analyze -o p.json`` → ``analyze --rate-limit 5 -o p.json``.
+
+    DESIGN §2: options work before or after the command name. argparse only knows the top
+    parser's options before the command, so the command's own options written there are moved
+    to just after its name, where its parser reads (or refuses) them. The command is the first
+    word that is not an option or an option's value: ``-b restore restore`` is a restore of
+    the folder named restore. An option no command knows is refused here, by name.
+    """
+    top = parser._option_string_actions
+    takes_value: dict[str, bool] = {}  # every command's options: whether each takes a value
+    for sub in _commands(parser).values():
+        for opt, a in sub._option_string_actions.items():
+            takes_value[opt] = takes_value.get(opt, False) or a.nargs != 0
+    kept: list[str] = []
+    moved: list[str] = []
+    moved_names: list[str] = []
+    asks_help = False
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok in ("-", "--") or not tok.startswith("-"):
+            # the command (or a word argparse will refuse as one): the moved options follow it
+            return kept + [tok] + moved + list(argv[i + 1 :])
+        if tok.startswith("--"):
+            name, inline = tok.partition("=")[0], "=" in tok
+        else:
+            name, inline = tok[:2], len(tok) > 2
+        own = _resolve(name, top)
+        if own is not None:
+            action = top[own]
+            asks_help = asks_help or isinstance(action, argparse._HelpAction | argparse._VersionAction)
+            into, takes = kept, action.nargs != 0
+        else:
+            theirs = _resolve(name, takes_value)
+            if theirs is None:
+                parser.error(f"unrecognized arguments: {tok}")
+            into, takes = moved, takes_value[theirs]
+            moved_names.append(name)
+        into.append(tok)
+        if takes and not inline and i + 1 < len(argv):
+            i += 1
+            into.append(argv[i])
+        i += 1
+    if moved and not asks_help:
+        parser.error(f"no command given for {', '.join(moved_names)}")
+    return kept + moved
 
 
 def server_credentials(args: argparse.Namespace) -> tuple[str, str]:
@@ -163,7 +234,7 @@ def server_credentials(args: argparse.Namespace) -> tuple[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(hoist_command_options(parser, sys.argv[1:] if argv is None else argv))
     if not args.command:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -830,7 +830,9 @@ class _Run:
             if new_id and kind in ("already_present", "from_trash") and not it.hidden:
                 extra.insert(0, "the copy an earlier restore re-uploaded")
             if self.dry_run and kind == "reupload":
-                extra.append("then its description, GPS, date, favorite, rating, albums and tags are re-applied")
+                extra.append(
+                    "then its description, GPS, date, favorite, rating, visibility, albums and tags are re-applied"
+                )
             detail = "; ".join(extra)
         if it.is_video_part:
             detail = _join("live-photo video", detail)
