@@ -19,16 +19,19 @@ with ``SAFETY_FIGURES=path``, writes it as JSON for docs/reliability.md.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import functools
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +44,7 @@ from immich_dupes.analysis.plan import Action, GroupPlan, Plan, save_plan
 from immich_dupes.engine.analyze import analyze
 from immich_dupes.engine.backup import BackupError, BackupStore, GroupManifest, sha1_b64_of
 from immich_dupes.engine.execute import ExecuteOptions, ExecuteReport, execute
+from immich_dupes.engine.journal import read_entries
 from immich_dupes.engine.verify import verify
 from immich_dupes.fake import FakeImmich, FakeServer, Faults
 from immich_dupes.fake.faults import FaultDecision
@@ -339,26 +343,31 @@ def gone_or_trashed(fake: FakeImmich, before: Before) -> set[str]:
     return out
 
 
-def _stable(data: Any) -> Any:
+def _stable(data: Any, asset_times: bool = False) -> Any:
     """Drop the fake's wall-clock timestamps: those of tags, and ``updatedAt`` of assets (an edit
-    made by a test stamps the time of day); they differ between two fakes, not between runs."""
+    made by a test stamps the time of day) unless ``asset_times``; they differ between two fakes,
+    not between runs."""
     if isinstance(data, dict):
         return {
-            k: _stable(v)
+            k: _stable(v, asset_times)
             for k, v in data.items()
             if not (k in ("updatedAt", "createdAt") and "value" in data and "name" in data)
-            and not (k == "updatedAt" and "originalFileName" in data)
+            and not (k == "updatedAt" and "originalFileName" in data and not asset_times)
         }
     if isinstance(data, list):
-        return [_stable(v) for v in data]
+        return [_stable(v, asset_times) for v in data]
     return data
 
 
-def backup_state(backup: Path) -> dict[str, Any]:
-    """Manifests (minus their integrity field) and every file under groups/ with its SHA-1."""
+def backup_state(backup: Path, *, asset_times: bool = False) -> dict[str, Any]:
+    """Manifests (minus their integrity field) and every file under groups/ with its SHA-1.
+
+    ``asset_times``: keep each asset's ``updatedAt`` in the manifests (two fresh fakes that
+    nobody edited agree on it).
+    """
     store = BackupStore.open_existing(backup)
     manifests = {
-        m.duplicate_id: _stable(m.model_dump(mode="json", exclude={"integrity"}))
+        m.duplicate_id: _stable(m.model_dump(mode="json", exclude={"integrity"}), asset_times)
         for m in store.manifests()
     }
     files = {
@@ -638,6 +647,22 @@ def dump(obj: Any) -> str:
 
 
 CLI_TIMEOUT = 90
+_PYCACHE: list[Path] = []
+_PYCACHE_LOCK = threading.Lock()
+
+
+def _pycache() -> Path:
+    """A bytecode cache for the session's CLI subprocesses, outside the repo (removed at exit).
+
+    With bytecode writing off (``PYTHONDONTWRITEBYTECODE``), each ``python -m immich_dupes``
+    compiles the whole package again: about 0.03 s of CPU a run, 3 s over the resume points.
+    Python checks each cached file against its source's size and time.
+    """
+    with _PYCACHE_LOCK:
+        if not _PYCACHE:
+            _PYCACHE.append(Path(tempfile.mkdtemp(prefix="immich-dupes-pyc-")))
+            atexit.register(shutil.rmtree, _PYCACHE[0], ignore_errors=True)
+        return _PYCACHE[0]
 
 
 class Dropped(Exception):
@@ -653,21 +678,26 @@ def path_matches(req: ApiRequest, method: str, path: str) -> bool:
 
 @dataclass
 class KillHarness:
-    """The real CLI (a subprocess) on a loopback fake, SIGKILLed at a request ``is_target`` picks.
+    """The real CLI (a subprocess) on a loopback fake, SIGKILLed at a chosen point.
 
     A ``FakeImmich("sample")`` behind a ``FakeServer``, ``mixed_plan`` saved to ``root/plan.json``,
-    the backup folder ``root/backup`` and what the fake held before (``before``). The CLI is
-    killed just ``before`` the fake processes the target request (which is then dropped) or
-    just ``after``. At every ``DELETE /api/assets`` the fake receives (processed or answered
-    with an injected fault), each asset must already have its backup on disk with the size and
-    SHA-1 the server held: else a line in ``violations``. Subclasses say which request is the
-    target (``is_target``, called for every request, under no lock).
+    the backup folder ``root/backup`` and what the fake held before (``before``). The kill point
+    is ``at`` — ``("request", n)``: the n-th request the fake receives, ``("change", k)``: the
+    k-th that changes the server (counted over every run of the harness), ``("journal", k)``:
+    as soon as the journal holds k entries — or, for subclasses, the request ``is_target``
+    picks (called for every request, under no lock). The CLI is killed just ``before`` the fake
+    processes a target request (which is then dropped) or just ``after``. At every
+    ``DELETE /api/assets`` the fake receives (processed or answered with an injected fault),
+    each asset must already have its backup on disk with the size and SHA-1 the server held:
+    else a line in ``violations``.
     """
 
     root: Path
     _: KW_ONLY
     when: str = "before"
     """Kill just ``before`` the fake processes the target request, or just ``after``."""
+    at: tuple[str, int] | None = None
+    """``("request" | "change" | "journal", n)``: the kill point; None for none (or ``is_target``)."""
     fake: FakeImmich = field(init=False)
     server: FakeServer = field(init=False)
     plan: Plan = field(init=False)
@@ -677,8 +707,17 @@ class KillHarness:
     violations: list[str] = field(default_factory=list)
     deletes: int = 0
     """``DELETE /api/assets`` requests checked by ``check_backups``."""
+    requests: int = 0
+    """Requests the fake received, over every run of the harness."""
+    changes: int = 0
+    """Of those, the requests that change the server (``is_changing``)."""
     proc: subprocess.Popen[bytes] | None = None
     killed_at: str | None = None
+    """``"before|after METHOD /path"`` or ``"journal k"``: where the kill landed."""
+    kill_request: int | None = None
+    """Requests received when the kill landed (for ``before``/``after``: the target's number)."""
+    kill_journal: int | None = None
+    """Journal entries the kill left on disk."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -693,22 +732,33 @@ class KillHarness:
         original = self.fake._respond
 
         def respond(req: ApiRequest, decision: FaultDecision) -> Any:
-            hit = self.is_target(req, processed=decision.status is None)
+            with self.lock:
+                self.requests += 1
+                n = self.requests
+                k: int | None = None
+                if is_changing(req.method, req.path):
+                    self.changes += 1
+                    k = self.changes
+                counted = self.at in (("request", n), ("change", k))
+            hit = self.is_target(req, processed=decision.status is None) or counted
             if req.method == "DELETE" and req.path == "/api/assets":
                 self.check_backups(json.loads(req.body)["ids"])
             if hit and self.when == "before":
-                self.kill(f"before {req.method} {req.path}")
+                self.kill(f"before {req.method} {req.path}", n)
                 raise Dropped
             resp = original(req, decision)
             if hit and self.when == "after":
-                self.kill(f"after {req.method} {req.path}")
+                self.kill(f"after {req.method} {req.path}", n)
             return resp
 
         self.fake._respond = respond  # type: ignore[method-assign]
 
     def is_target(self, req: ApiRequest, processed: bool) -> bool:
-        """Is ``req`` the request to kill at? ``processed``: no injected fault answers it."""
-        raise NotImplementedError
+        """Is ``req`` the request to kill at? ``processed``: no injected fault answers it.
+
+        Subclasses pick their own; by default only ``at`` picks.
+        """
+        return False
 
     def check_backups(self, ids: list[str]) -> None:
         """At a DELETE: each asset has its backup on disk, complete, with the server's bytes."""
@@ -736,25 +786,69 @@ class KillHarness:
             if sha1_b64_of(p) != (self.before.sizes.get(i), self.before.sha1.get(i)):
                 self.violations.append(f"DELETE of {i} with a backup that differs from the server's bytes")
 
-    def kill(self, where: str) -> None:
-        proc = self.proc
-        if proc is None or self.killed_at is not None:
-            return
-        self.killed_at = where
+    def kill(self, where: str, request: int | None = None) -> None:
+        """SIGKILL the running CLI (once per harness) and note where."""
+        with self.lock:
+            proc = self.proc
+            if proc is None or self.killed_at is not None:
+                return
+            self.killed_at = where
+            self.kill_request = self.requests if request is None else request
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
 
+    def journal_entries(self) -> int:
+        """Complete entries in the backup folder's journal."""
+        return sum(1 for _ in read_entries(self.backup / "journal.jsonl"))
+
+    def _watch_journal(self, proc: subprocess.Popen[bytes], k: int) -> None:
+        """Kill ``proc`` as soon as the journal holds ``k`` lines."""
+        path = self.backup / "journal.jsonl"
+        while proc.poll() is None:
+            try:
+                if path.read_bytes().count(b"\n") >= k:
+                    self.kill(f"journal {k}")
+                    return
+            except FileNotFoundError:
+                pass
+            time.sleep(0.0005)
+
+    def execute_args(self) -> list[str]:
+        """``execute`` of the harness's plan into its backup folder (``run_cli`` adds the rest)."""
+        return ["execute", "-i", str(self.plan_path), "-b", str(self.backup)]
+
     def run_cli(self, *args: str) -> tuple[int, str]:
         """Run ``immich-dupes *args`` to its end (or its kill): exit code, stdout and stderr."""
-        self.proc = subprocess.Popen(
+        killed_before = self.killed_at is not None
+        self.proc = proc = subprocess.Popen(
             [sys.executable, "-m", "immich_dupes", *args, "--yes", "--rate-limit", "1000",
              "--concurrent", "4"],
-            env=env_for(self.server.url, self.fake.api_key),
+            env={**env_for(self.server.url, self.fake.api_key), "PYTHONDONTWRITEBYTECODE": "",
+                 "PYTHONPYCACHEPREFIX": str(_pycache())},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
         )
-        out, err = self.proc.communicate(timeout=CLI_TIMEOUT)
+        watcher: threading.Thread | None = None
+        if self.at is not None and self.at[0] == "journal":
+            watcher = threading.Thread(target=self._watch_journal, args=(proc, self.at[1]), daemon=True)
+            watcher.start()
+        out, err = proc.communicate(timeout=CLI_TIMEOUT)
+        if watcher is not None:
+            watcher.join()
+        if self.killed_at is not None and not killed_before:
+            self.kill_journal = self.journal_entries()  # the CLI is gone: what the kill left
         FIGURES.run(f"{args[0]} (CLI)")
-        return self.proc.returncode, (out + err).decode("utf-8", "replace")
+        return proc.returncode, (out + err).decode("utf-8", "replace")
+
+    def end_state(self) -> dict[str, Any]:
+        """What a run ends with: the server (``FakeImmich.state``), the backup (``backup_state``,
+        assets' times kept) and each group's status in the last report."""
+        reports = sorted(self.backup.glob("report-*.json"))
+        last = json.loads(reports[-1].read_text()) if reports else {"groups": []}
+        return {
+            "server": self.fake.state(),
+            "backup": backup_state(self.backup, asset_times=True),
+            "statuses": {o["duplicate_id"]: o["status"] for o in last["groups"]},
+        }
 
     def close(self) -> None:
         self.server.stop()

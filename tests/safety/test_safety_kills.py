@@ -1,6 +1,6 @@
 """Kills under faults: ``immich-dupes execute`` and ``restore`` SIGKILLed mid-run on a flaky server.
 
-tests/engine/test_engine_resume_kill.py kills execute at every step of a clean run. Here the
+tests/safety/test_safety_resume_points.py kills execute at every step of a clean run. Here the
 server misbehaves at the same time (5xx, 429, cut downloads, corrupt bytes, latency): each case
 kills the real CLI (a subprocess) just before or just after its k-th request that changes the
 server, runs it again on the still-flaky server, then once more on a healthy one. At every
@@ -67,7 +67,7 @@ class KillCase(KillHarness):
         """The command line run by ``run_cli`` (which adds ``--yes`` and the rates)."""
         if self.command == "restore":
             return ["restore", "-b", str(self.backup)]
-        args = ["execute", "-i", str(self.plan_path), "-b", str(self.backup)]
+        args = self.execute_args()
         return [*args, "--force"] if self.force else args
 
 
