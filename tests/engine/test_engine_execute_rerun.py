@@ -25,9 +25,10 @@ from immich_dupes.analysis import decide
 from immich_dupes.analysis.plan import Action, GroupPlan, Plan, load_plan, save_plan
 from immich_dupes.cli import main
 from immich_dupes.engine.analyze import analyze
-from immich_dupes.engine.backup import HEADER_NAME, JOURNAL_NAME, BackupStore
+from immich_dupes.engine.backup import HEADER_NAME, JOURNAL_NAME, BackupError, BackupStore
 from immich_dupes.engine.events import Event
 from immich_dupes.engine.execute import (
+    DONE_BEFORE,
     ExecuteOptions,
     ExecuteRefused,
     ExecuteReport,
@@ -188,12 +189,15 @@ def test_skip_review_then_review_then_execute_again_into_the_same_folder(
     code = _cli(url, key, "execute", "-i", str(path), "-b", str(backup), "--yes", "--rate-limit", "1000")
     out, err = capsys.readouterr()
     assert code == 0, out + err
-    assert f"{len(plan1.groups)} group(s) done, 0 skipped, 0 failed" in out
+    assert f"{len(plan1.groups) - len(easy)} group(s) done, 0 skipped, 0 failed" in out
+    assert f"{len(easy)} group(s) done by an earlier run into this backup folder: left as they are" in out
     last = json.loads(sorted(backup.glob("report-*.json"))[-1].read_text())
     statuses = {o["duplicate_id"]: (o["status"], o["reason"]) for o in last["groups"]}
     assert {s for s, _ in statuses.values()} == {"done"}
     # "accept all safe" on the groups done before is no edit of what execute does with them.
-    assert {statuses[g][1] for g in easy} == {"done in an earlier run"}
+    assert {statuses[g][1] for g in easy} == {DONE_BEFORE}
+    assert {o["duplicate_id"] for o in last["groups"] if o["earlier"]} == easy
+    assert last["counts"]["done_before"] == len(easy)
     second = trashed(fake) - trashed_before - first
     assert second
 
@@ -252,7 +256,7 @@ async def test_a_group_edited_after_it_was_done_is_reported_and_not_touched(
     # Every other group done before keeps the plain reason.
     for o in rep2.outcomes:
         if o.status == "done" and o.duplicate_id != g.duplicate_id:
-            assert o.reason == "done in an earlier run"
+            assert o.reason == DONE_BEFORE
 
     # verify -b names that group as carried out with another version; none other.
     warned: list[Event] = []
@@ -406,7 +410,7 @@ async def test_a_folder_of_an_older_version_keeps_the_whole_plan_rule(
     assert rep.failed == 0
     done = [o for o in rep.outcomes if o.status == "done"]
     assert done
-    assert {o.reason for o in done} == {"done in an earlier run"}
+    assert {o.reason for o in done} == {DONE_BEFORE}
     assert (backup / HEADER_NAME).read_bytes() == header
 
 
@@ -427,10 +431,10 @@ async def test_a_plan_of_a_new_analysis_is_refused(
         await execute(fake_client(fake), again, ExecuteOptions(backup, skip_review=True))
     assert not [r for r in fake.request_log[before:] if is_changing(r.method, r.path)]
 
-    events: list[Event] = []
+    # verify refuses it too, with execute's own check (BackupStore.same_analysis)
     async with fake_client(fake) as c:
-        await verify(c, again, events.append, backup_dir=backup)
-    assert any(e.level == "warning" and "another analysis" in e.message for e in events)
+        with pytest.raises(BackupError, match="use a new folder for a new analysis"):
+            await verify(c, again, backup_dir=backup)
 
 
 # --------------------------------------------------------------------------- a group's version
@@ -568,10 +572,12 @@ def test_the_cli_report_names_the_groups_done_with_an_earlier_version() -> None:
     from immich_dupes.engine.execute import EARLIER_VERSION_DONE, GroupOutcome
 
     rep = ExecuteReport(outcomes=[
-        GroupOutcome("g-edited", "done", EARLIER_VERSION_DONE),
-        GroupOutcome("g-plain", "done", "done in an earlier run"),
+        GroupOutcome("g-edited", "done", EARLIER_VERSION_DONE, earlier=True),
+        GroupOutcome("g-plain", "done", DONE_BEFORE, earlier=True),
         GroupOutcome("g-new", "done"),
     ])
     text = describe_report(rep)
     assert f"not redone (1): {EARLIER_VERSION_DONE}: g-edited" in text
     assert "g-plain" not in text
+    assert "2 group(s) done by an earlier run into this backup folder: left as they are" in text
+    assert "1 group(s) done, 0 skipped" in text

@@ -373,7 +373,7 @@ async def test_backup_of_an_edited_plan_is_used_with_a_warning(tmp_path: Path) -
         body = json.loads(header.read_text())
         body["user_id"] = "00000000-0000-4000-8000-000000000001"
         header.write_text(json.dumps(body))
-        with pytest.raises(BackupError, match="another server or user"):
+        with pytest.raises(BackupError, match="another user.s library"):
             await verify(c, plan, backup_dir=tmp_path / "other")
     assert rep.anomalies == []
     assert rep.groups_skipped == 2
@@ -394,7 +394,7 @@ async def test_without_backup_dir_a_group_skipped_on_purpose_says_why_and_points
         with_b = await verify(c, plan, backup_dir=tmp_path / "b")
     unreviewed = {g.duplicate_id for g in plan.groups if g.needs_review}
     assert {f.duplicate_id for f in without_b.anomalies} == unreviewed
-    hint = ("; execute leaves it alone (needs review and was not reviewed (--skip-review)): "
+    hint = ("; execute leaves it alone (needs review and was not reviewed): "
             "verify -b BACKUP_DIR reads what it did")
     assert all(f.message == "not executed: no loser is in the trash" + hint for f in without_b.anomalies)
     assert with_b.anomalies == []
@@ -435,7 +435,7 @@ async def test_with_b_after_a_killed_run_a_skipped_group_says_to_run_execute_aga
         finished = await verify(c, plan, backup_dir=backup)
     unreviewed = {g.duplicate_id for g in plan.groups if g.needs_review}
     hinted = {f.duplicate_id for f in killed.anomalies if f.message.endswith(
-        "; execute leaves it alone (needs review and was not reviewed (--skip-review)): "
+        "; execute leaves it alone (needs review and was not reviewed): "
         "run execute again to finish the run")}
     assert hinted == unreviewed
     assert finished.anomalies == []

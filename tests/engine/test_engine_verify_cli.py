@@ -97,7 +97,10 @@ def test_text_output_lists_anomalies_and_notes(served: tuple[FakeImmich, str], t
     out, _ = capsys.readouterr()
     assert code == 1
     lines = out.splitlines()
-    assert lines[-1].startswith("verify: 17 groups checked, 0 as planned, 17 not executed, 1 skipped;")
+    assert lines[-1] == (
+        "verify: 17 groups checked: 0 as planned, 0 with anomalies, 17 not executed, 0 skipped by"
+        " execute on purpose; 1 more skipped by the plan, not checked; 17 anomalies, 0 notes — FAILED"
+    )
     assert lines[-1].endswith("FAILED")
     assert any(line.startswith("group ") and "winner s01_large_nogps.jpg" in line for line in lines)
     assert "  ANOMALY execute: not executed: no loser is in the trash" in lines

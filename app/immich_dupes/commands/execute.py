@@ -22,7 +22,7 @@ from immich_dupes.commands.common import (
     terminal_safe,
 )
 from immich_dupes.engine.backup import free_bytes
-from immich_dupes.engine.events import Event
+from immich_dupes.engine.events import Event, Reporter
 from immich_dupes.engine.execute import (
     EARLIER_VERSION_DONE,
     ExecuteOptions,
@@ -72,7 +72,7 @@ def describe_report(rep: ExecuteReport, max_ids: int = 10) -> str:
         if o.status == "failed":
             lines.append(f"FAILED  {o.duplicate_id}: {o.reason}")
     by_reason: dict[str, list[str]] = {}
-    quiet = {"the plan says skip", "done in an earlier run"}
+    quiet = {"the plan says skip"}
     if rep.stopped:
         quiet.add(rep.stopped_reason)  # counted once in the stop message
     for o in rep.outcomes:
@@ -83,6 +83,13 @@ def describe_report(rep: ExecuteReport, max_ids: int = 10) -> str:
             lines.extend(f"skipped {i}: {reason}" for i in ids)
         else:
             lines.append(f"skipped {len(ids)} groups: {reason} (ids in the report)")
+    # Done by an earlier run into this folder: nothing was sent for them now, whatever happened
+    # to them since (a restore brings their losers back: they stay back).
+    if rep.done_before:
+        lines.append(
+            f"{rep.done_before} group(s) done by an earlier run into this backup folder: left as they are "
+            "(a done group is never done again: to redo one, analyze again and use a new backup folder)"
+        )
     # Done before with another version of the group: the edits made since were not applied.
     edited = [o.duplicate_id for o in rep.outcomes if o.status == "done" and o.reason == EARLIER_VERSION_DONE]
     if edited:
@@ -90,11 +97,12 @@ def describe_report(rep: ExecuteReport, max_ids: int = 10) -> str:
         lines.append(f"not redone ({len(edited)}): {EARLIER_VERSION_DONE}: {shown}")
     verb = "would be " if rep.dry_run else ""
     gone = "deleted" if rep.force else "trashed"
-    done = rep.would_do if rep.dry_run else rep.done
+    done = rep.would_do if rep.dry_run else rep.done_now
+    losers = sum(len(o.trashed) for o in rep.outcomes if o.status == "dry-run") if rep.dry_run else rep.trashed
     lines.append(
         f"{done} group(s) {'to do' if rep.dry_run else 'done'}, {rep.skipped} skipped, "
         f"{rep.failed} failed; "
-        f"{sum(len(o.trashed) for o in rep.outcomes if o.status in ('done', 'dry-run'))} loser(s) {verb}{gone}; "
+        f"{losers} loser(s) {verb}{gone}; "
         f"{human_bytes(rep.bytes_backed_up)} {'to back up' if rep.dry_run else 'backed up'}; "
         f"{rep.requests} requests in {rep.seconds:.1f} s"
     )
@@ -104,12 +112,25 @@ def describe_report(rep: ExecuteReport, max_ids: int = 10) -> str:
 
 
 class _Filtered:
-    """Shows the overall progress line and warnings; the detailed per-step events are for the TUI."""
+    """Shows the overall progress line and warnings; the detailed per-step events are for the TUI.
 
-    def __init__(self, printer: ProgressPrinter) -> None:
+    The overall line counts groups, and a group counts only once it is finished: a batch of
+    large files is backed up before its first group finishes. So the bytes of each "backup"
+    event move the overall line too, with the group count it last had.
+    """
+
+    def __init__(self, printer: Reporter) -> None:
         self.printer = printer
+        self.overall = Event("progress")
 
     def __call__(self, ev: Event) -> None:
+        if ev.phase == "progress" and ev.level == "info":
+            self.overall = ev
+        elif ev.phase == "backup" and ev.level == "info" and ev.bytes_done:
+            ev = self.overall = Event(
+                "progress", done=self.overall.done, total=self.overall.total,
+                bytes_done=ev.bytes_done, bytes_total=ev.bytes_total,
+            )
         if ev.level in ("warning", "error") or ev.phase in _SHOWN_PHASES:
             self.printer(ev)
 

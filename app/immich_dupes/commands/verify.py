@@ -1,7 +1,8 @@
 """``immich-dupes verify PLAN.json [--format text|json] [-b BACKUP_DIR]``.
 
 Exit 0: every group carried out and as planned; 1: any anomaly; 2: bad input (the plan, the
-backup directory, or a plan of another server/user); 3: cannot reach or authenticate.
+backup directory, a plan of another server/user, a backup directory of another analysis);
+3: cannot reach or authenticate.
 With ``--format json`` stdout holds only the JSON report; progress goes to stderr.
 """
 
@@ -19,7 +20,13 @@ import httpx
 from immich_dupes.analysis.plan import Plan, load_plan
 from immich_dupes.cli import EXIT_FAILED, EXIT_OK, UsageError
 from immich_dupes.commands.common import ProgressPrinter, errors_to_exit, make_client, terminal_safe
-from immich_dupes.engine.verify import VERIFY_PERMISSIONS, Finding, VerifyReport, verify
+from immich_dupes.engine.verify import (
+    VERIFY_PERMISSIONS,
+    Finding,
+    VerifyReport,
+    open_backup_of,
+    verify,
+)
 
 
 def _name(plan: Plan, duplicate_id: str, asset_id: str | None) -> str:
@@ -32,7 +39,7 @@ def _name(plan: Plan, duplicate_id: str, asset_id: str | None) -> str:
 
 
 def render_text(plan: Plan, rep: VerifyReport) -> str:
-    """Per group: its anomalies and notes; then one summary line."""
+    """Per group: its anomalies and notes; then one summary line (``VerifyReport.counts_text``)."""
     by_group: dict[str, list[Finding]] = defaultdict(list)
     for f in rep.findings:
         if f.severity != "ok":
@@ -47,13 +54,7 @@ def render_text(plan: Plan, rep: VerifyReport) -> str:
         for f in sorted(found, key=lambda f: f.severity != "anomaly"):
             label = "ANOMALY" if f.severity == "anomaly" else "note   "
             lines.append(f"  {label} {f.field}: {f.message}")
-    anomalies, notes = len(rep.anomalies), len(rep.notes)
-    summary = (
-        f"verify: {rep.groups_checked} groups checked, {rep.groups_ok} as planned, "
-        f"{rep.groups_not_executed} not executed, {rep.groups_skipped} skipped; "
-        f"{anomalies} anomal{'y' if anomalies == 1 else 'ies'}, {notes} note{'' if notes == 1 else 's'}"
-    )
-    lines.append(summary + (" — OK" if not anomalies else " — FAILED"))
+    lines.append(f"verify: {rep.counts_text()}" + (" — FAILED" if rep.anomalies else " — OK"))
     return "\n".join(lines)
 
 
@@ -78,8 +79,11 @@ async def run_verify(
 def run(args: argparse.Namespace, transport: httpx.AsyncBaseTransport | None = None) -> int:
     with errors_to_exit() as code:
         plan = load_plan(args.plan)
-        if getattr(args, "backup_dir", None) and not Path(args.backup_dir).is_dir():
-            raise UsageError(f"backup directory {args.backup_dir} does not exist")
+        if getattr(args, "backup_dir", None):
+            try:  # before any request: a missing folder, a file, no backup, another analysis
+                open_backup_of(Path(args.backup_dir), plan)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
         rep = asyncio.run(run_verify(args, plan, transport))
         if args.format == "json":
             sys.stdout.write(json.dumps(rep.to_json(), indent=1, ensure_ascii=False) + "\n")

@@ -269,6 +269,26 @@ class BackupStore:
                 )
             return False
         existing = _read_header(head)
+        # A directory of an older immich-dupes (analysis unknown): bound to one plan's exact content.
+        if (
+            not BackupStore.same_analysis(path, existing, header)
+            and existing.plan_sha256 != header.plan_sha256
+        ):
+            raise BackupError(
+                f"backup directory {path} holds the backup of a different plan; "
+                "resume only with the same plan file, or use a new folder for this plan"
+            )
+        return True
+
+    @staticmethod
+    def same_analysis(path: Path, existing: BackupHeader, header: BackupHeader) -> bool:
+        """The binding of a backup directory (header ``existing``) to a plan (``header``):
+        raise BackupError when it holds a backup of another server, user or analysis.
+
+        True when it is of this plan's analysis; False when that cannot be told (either header
+        lacks ``analysis_created_at``: an older immich-dupes), where execute binds the directory
+        to the exact plan (``plan_sha256``, in ``check_usable``). Verify uses it too.
+        """
         if existing.server_url.rstrip("/") != header.server_url.rstrip("/"):
             raise BackupError(
                 f"backup directory {path} holds a backup from another server "
@@ -279,13 +299,8 @@ class BackupStore:
                 f"backup directory {path} holds a backup of another user's library; use a new folder"
             )
         if existing.analysis_created_at is None or header.analysis_created_at is None:
-            # A directory of an older immich-dupes: bound to one plan's exact content.
-            if existing.plan_sha256 != header.plan_sha256:
-                raise BackupError(
-                    f"backup directory {path} holds the backup of a different plan; "
-                    "resume only with the same plan file, or use a new folder for this plan"
-                )
-        elif existing.analysis_created_at != header.analysis_created_at:
+            return False
+        if existing.analysis_created_at != header.analysis_created_at:
             raise BackupError(
                 f"backup directory {path} holds the backup of a different plan, from another "
                 f"analysis (made {_when(existing.analysis_created_at)}; this plan's was made "

@@ -153,11 +153,16 @@ class GroupOutcome:
     """Planned fields execute did not write because the winner's own value was edited after
     analyze, each with the value it kept (see ``_kept_record``): verify checks these against
     what execute kept instead of the plan."""
+    earlier: bool = False
+    """Done by an earlier run into this backup folder and left as it is (status "done"): this
+    run sent nothing for it, and ``trashed`` lists what that earlier run trashed (restored since,
+    maybe: a done group is never done again)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "duplicate_id": self.duplicate_id,
             "status": self.status,
+            "earlier": self.earlier,
             "reason": self.reason,
             "trashed": self.trashed,
             "kept": self.kept,
@@ -191,7 +196,19 @@ class ExecuteReport:
 
     @property
     def done(self) -> int:
+        """Groups done: by this run, or by an earlier run into the same backup folder and left
+        as they are (``done_before``, also in this count)."""
         return self._count("done")
+
+    @property
+    def done_before(self) -> int:
+        """Groups an earlier run into this backup folder did: left as they are, nothing sent."""
+        return sum(1 for o in self.outcomes if o.status == "done" and o.earlier)
+
+    @property
+    def done_now(self) -> int:
+        """Groups this run did (``done`` without ``done_before``)."""
+        return self.done - self.done_before
 
     @property
     def would_do(self) -> int:
@@ -204,7 +221,8 @@ class ExecuteReport:
 
     @property
     def trashed(self) -> int:
-        return sum(len(o.trashed) for o in self.outcomes if o.status == "done")
+        """Losers this run trashed (or deleted, with ``force``); not those of groups done before."""
+        return sum(len(o.trashed) for o in self.outcomes if o.status == "done" and not o.earlier)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -215,6 +233,7 @@ class ExecuteReport:
             "seconds": round(self.seconds, 3),
             "counts": {
                 "done": self.done,
+                "done_before": self.done_before,
                 "skipped": self.skipped,
                 "failed": self.failed,
                 "dry_run": self._count("dry-run"),
@@ -247,6 +266,8 @@ GROUP_VERSION_EXCLUDES = frozenset({"reviewed"})
 """Left out of a group's version: a person confirming a decision as it stands ("accept",
 "accept all safe") does not change what execute does with the group."""
 
+DONE_BEFORE = "done by an earlier run into this backup folder: left as it is"
+"""The reason of a group done before (``GroupOutcome.earlier``) with this version of it."""
 EARLIER_VERSION_DONE = (
     "done in an earlier run with another version of this group (the plan was edited since); "
     "those edits were not applied: a done group is never done again (restore brings back what "
@@ -282,7 +303,9 @@ def _external_blocked(g: GroupPlan) -> bool:
     )
 
 
-SKIPPED_UNREVIEWED = "needs review and was not reviewed (--skip-review)"
+SKIPPED_UNREVIEWED = "needs review and was not reviewed"
+"""Worded for every way a run leaves it (``--skip-review`` on the command line, the review app's
+execute), so it names no option: verify quotes it too."""
 SKIPPED_EXTERNAL = "a loser is in an external library: not deleted unless allowed in review"
 
 
@@ -829,12 +852,14 @@ class _Runner:
         return self.stop.group_reason if self.stop is not None else None
 
     def progress(self, message: str = "") -> None:
+        """The overall line: groups finished, and the losers' bytes backed up counted as the
+        "backup" events count them (found verified on disk included, as in ``bytes_total``)."""
         self.emit(
             "progress",
             message,
             done=self.groups_finished,
             total=self.groups_total,
-            bytes_done=self.bytes_backed_up,
+            bytes_done=self.bytes_backed_up + self.bytes_reused,
             bytes_total=self.bytes_total or None,
         )
 
@@ -1943,9 +1968,9 @@ async def _execute_locked(
                 edited = st.version is not None and st.version != version
                 edited_done += edited
                 runner.outcomes[g.duplicate_id] = GroupOutcome(
-                    g.duplicate_id, "done", EARLIER_VERSION_DONE if edited else "done in an earlier run",
+                    g.duplicate_id, "done", EARLIER_VERSION_DONE if edited else DONE_BEFORE,
                     trashed=st.done_trashed, kept=st.done_kept, changes=st.done_changes,
-                    winner_kept=dict(st.winner_kept),
+                    winner_kept=dict(st.winner_kept), earlier=True,
                 )
             elif st is not None and st.committed and by_group and st.version != version:
                 # Carried out in part with another decision: never finished with this one. (No
@@ -2032,7 +2057,8 @@ async def _execute_locked(
                 raise
             # The disk that stopped the run has no room for the report either; the journal
             # holds every step, and the message says what was done.
-    report(Event("finished", f"{rep.done} done, {rep.skipped} skipped, {rep.failed} failed",
+    before = f", {rep.done_before} done by an earlier run (left as they are)" if rep.done_before else ""
+    report(Event("finished", f"{rep.done_now} done, {rep.skipped} skipped, {rep.failed} failed{before}",
                  done=runner.groups_finished, total=runner.groups_total))
     return rep
 
@@ -2060,6 +2086,7 @@ def _stop_message(stop: _Stop, rep: ExecuteReport, backup_dir: Path) -> str:
 
 
 __all__ = [
+    "DONE_BEFORE",
     "EARLIER_VERSION_DONE",
     "ExecuteOptions",
     "ExecutePreview",

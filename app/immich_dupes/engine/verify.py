@@ -10,10 +10,18 @@ analyze), as long as the backup's journal records it for that group and the valu
 one execute kept. Everything else that differs is an *anomaly*, and exit 0 means every group was
 carried out and checked.
 
+With the backup directory (``-b``, bound to the plan's analysis as execute binds it), verify
+reads what execute recorded: a group execute left alone on purpose, as this plan asks (not
+reviewed, a loser in an external library), is a note; one a cancelled or stopped run did not
+finish, one this version of the plan asks for since, or one execute left alone because the
+server no longer matched the plan is *not executed*, an anomaly. A loser a restore brought back
+(its ``restore-*.json``) is an anomaly that names that restore: the plan no longer holds.
+
 Requests: one ``GET /assets/{id}`` per kept copy of a checked group (concurrent within the
 client's limits), one album listing for the whole run (``album_membership``), and for the losers
 one ``POST /assets/bulk-upload-check`` per 1,000 (``losers_in_bulk``): a loser that check cannot
-vouch for by its own id is read with a GET of its own.
+vouch for by its own id is read with a GET of its own, and so is the copy a restore re-uploaded
+of a loser that is gone.
 """
 
 from __future__ import annotations
@@ -31,9 +39,11 @@ from immich_dupes.analysis.geo import format_distance, haversine_m
 from immich_dupes.analysis.plan import Action, GroupPlan, Plan, PlanAlbum, PlanError
 from immich_dupes.analysis.timezones import format_offset, offset_minutes
 from immich_dupes.engine.analyze import album_membership
-from immich_dupes.engine.backup import BackupError, BackupStore
+from immich_dupes.engine.backup import BackupError, BackupHeader, BackupStore
 from immich_dupes.engine.events import Event, Reporter, ignore
 from immich_dupes.engine.execute import (
+    SKIPPED_EXTERNAL,
+    SKIPPED_UNREVIEWED,
     group_sha256,
     left_alone,
     load_states,
@@ -69,14 +79,34 @@ class Finding:
 
 @dataclass
 class VerifyReport:
+    """Every group of the plan is counted once: ``groups_checked`` (its action asks for a
+    change) splits into ``groups_ok`` + ``groups_with_anomalies`` + ``groups_not_executed`` +
+    ``groups_skipped_by_execute``; ``groups_skipped_by_plan`` (action ``skip``) are the rest."""
+
     findings: list[Finding] = field(default_factory=list)
     groups_checked: int = 0
     """Groups whose action asks for a change (resolve, keep_all, stack)."""
     groups_ok: int = 0
     """Carried out and without anomalies (notes allowed)."""
+    groups_with_anomalies: int = 0
+    """Carried out (or recorded failed), with at least one anomaly."""
     groups_not_executed: int = 0
-    groups_skipped: int = 0
-    """Skipped on purpose: action ``skip`` in the plan, or skipped by execute with a reason."""
+    """Not carried out, and not on purpose: never run, a run that stopped before it (cancel,
+    full disk), or left alone by execute because the server no longer matched the plan."""
+    groups_skipped_by_execute: int = 0
+    """Left alone by execute on purpose, as the plan given asks (a group not reviewed, run
+    with --skip-review; a loser in an external library not allowed in review): notes."""
+    groups_skipped_by_plan: int = 0
+    """Action ``skip`` in the plan: nothing to check."""
+
+    @property
+    def groups_skipped(self) -> int:
+        """Skipped on purpose: by the plan, or by execute as the plan asks."""
+        return self.groups_skipped_by_plan + self.groups_skipped_by_execute
+
+    @property
+    def groups_total(self) -> int:
+        return self.groups_checked + self.groups_skipped_by_plan
 
     @property
     def anomalies(self) -> list[Finding]:
@@ -86,13 +116,32 @@ class VerifyReport:
     def notes(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == "note"]
 
+    def counts_text(self) -> str:
+        """The counts as one sentence; the parts add up to the groups checked and the plan's."""
+        anomalies, notes = len(self.anomalies), len(self.notes)
+        text = (
+            f"{self.groups_checked} groups checked: {self.groups_ok} as planned, "
+            f"{self.groups_with_anomalies} with anomalies, {self.groups_not_executed} not executed, "
+            f"{self.groups_skipped_by_execute} skipped by execute on purpose"
+        )
+        if self.groups_skipped_by_plan:
+            text += f"; {self.groups_skipped_by_plan} more skipped by the plan, not checked"
+        return (
+            text + f"; {anomalies} anomal{'y' if anomalies == 1 else 'ies'}, "
+            f"{notes} note{'' if notes == 1 else 's'}"
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": not self.anomalies,
+            "groups_total": self.groups_total,
             "groups_checked": self.groups_checked,
             "groups_ok": self.groups_ok,
+            "groups_with_anomalies": self.groups_with_anomalies,
             "groups_not_executed": self.groups_not_executed,
             "groups_skipped": self.groups_skipped,
+            "groups_skipped_by_execute": self.groups_skipped_by_execute,
+            "groups_skipped_by_plan": self.groups_skipped_by_plan,
             "anomaly_count": len(self.anomalies),
             "note_count": len(self.notes),
             "findings": [asdict(f) for f in self.findings],
@@ -289,19 +338,16 @@ def execution_records(
     The journal is the durable truth (``group_done``); the reports of finished runs add why a
     group was skipped or failed; the manifests say trash or force. A group execute started but
     never finished (a killed run) counts as failed. Raises BackupError (a ValueError) for a
-    missing or foreign backup directory (another server or user).
+    missing or foreign backup directory (see ``open_backup_of``).
 
     The directory may hold the runs of several reviewed versions of the plan; a warning names
     the groups execute carried out with another version of them than the plan given (the
-    server is compared with the plan given), or says the directory is of another analysis.
+    server is compared with the plan given).
     """
-    store = BackupStore.open_existing(backup_dir)
-    h = store.header
-    if not same_server(h.server_url, plan.server_url) or h.user_id != plan.user_id:
-        raise BackupError(f"{backup_dir} holds a backup from another server or user than this plan's")
+    store, known = open_backup_of(backup_dir, plan)
     states = load_states(store.journal.entries())
     acted = {gid: st.version for gid, st in states.items() if st.started or st.done}
-    _warn_other_versions(backup_dir, plan, h.analysis_created_at, h.plan_sha256, acted, report)
+    _warn_other_versions(backup_dir, plan, known, store.header.plan_sha256, acted, report)
 
     reported: dict[str, tuple[str, str]] = {}
     for p in sorted(store.root.glob("report-*.json")):
@@ -330,10 +376,81 @@ def execution_records(
     return out
 
 
+def open_backup_of(backup_dir: Path, plan: Plan) -> tuple[BackupStore, bool]:
+    """The backup directory of ``plan``, opened for reading, and whether its header names the
+    plan's analysis (False: a header of an older immich-dupes, which cannot tell).
+
+    Raises BackupError (a ValueError) for a path that does not exist, is a file or is no
+    backup, and, by execute's own check (``BackupStore.same_analysis``), for the backup of
+    another server, user or analysis. Every reviewed version of the plan may use it. Reads
+    only: a read-only backup directory is fine.
+    """
+    path = Path(backup_dir)
+    if path.exists() and not path.is_dir():
+        raise BackupError(f"backup directory {path} is a file, not a directory")
+    store = BackupStore.open_existing(path)
+    header = BackupHeader(
+        server_url=plan.server_url,
+        user_id=plan.user_id,
+        plan_sha256="",  # not compared: only the analysis binds (an older header cannot tell)
+        created_at=plan.created_at,
+        analysis_created_at=plan.created_at,
+    )
+    return store, BackupStore.same_analysis(path, store.header, header)
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a restore run recorded doing with one backed-up loser (its ``restore-*.json``)."""
+
+    when: str
+    """When that restore ran, as a person reads it (``2024-05-01 10:00 UTC``; "" if unknown)."""
+    action: Literal["from_trash", "reupload"]
+    new_id: str | None = None
+    """The id of the copy a re-upload made (None: the loser came back under its own id)."""
+
+    def describe(self) -> str:
+        on = f" on {self.when}" if self.when else ""
+        if self.action == "reupload":
+            return f"re-uploaded by restore{on}" + (f" as {self.new_id}" if self.new_id else "")
+        return f"brought back from the trash by restore{on}" + (
+            f" (the copy it had re-uploaded, {self.new_id})" if self.new_id else ""
+        )
+
+
+def restored_by_restore(backup_dir: Path) -> dict[str, Restored]:
+    """Loser id → the last restore run that brought it back, from the backup's restore records
+    (``restore-*.json``, written by engine.restore). Only wording and one read per re-upload
+    depend on them, never a verdict turned good: read leniently, a record that cannot be read
+    is left out (restore itself refuses an edited one)."""
+    out: dict[str, Restored] = {}
+    for p in sorted(Path(backup_dir).glob("restore-*.json")):
+        try:
+            body = json.loads(p.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(body, dict) or body.get("dry_run"):
+            continue
+        when = ""
+        made = body.get("created_at")
+        if isinstance(made, str) and (d := _parse_iso(made)) is not None:
+            when = d.strftime("%Y-%m-%d %H:%M UTC")
+        for a in body.get("actions") or []:
+            if not isinstance(a, dict) or not isinstance(a.get("asset_id"), str):
+                continue
+            new = a.get("new_asset_id")
+            new_id = new if isinstance(new, str) and new else None
+            if a.get("action") == "from_trash":
+                out[a["asset_id"]] = Restored(when, "from_trash", new_id)
+            elif a.get("action") == "reupload":
+                out[a["asset_id"]] = Restored(when, "reupload", new_id)
+    return out
+
+
 def _warn_other_versions(
     backup_dir: Path,
     plan: Plan,
-    analysis: datetime | None,
+    known: bool,
     header_plan: str,
     acted: dict[str, str | None],
     report: Reporter,
@@ -341,17 +458,10 @@ def _warn_other_versions(
     """Warn where the records describe another version of a group than ``plan``'s (see
     ``execution_records``); silent when every group execute acted on is as in ``plan``.
 
-    ``acted``: each group execute started → the version (``group_sha256``) it journaled, None
-    in journals of older versions (then only the whole plan's hash can tell).
+    ``known``: the header names the plan's analysis (``open_backup_of``). ``acted``: each
+    group execute started → the version (``group_sha256``) it journaled, None in journals of
+    older versions (then only the whole plan's hash can tell).
     """
-    if analysis is not None and analysis != plan.created_at:
-        report(Event(
-            "verify",
-            f"{backup_dir} holds the backup of another analysis than this plan's; using its "
-            "records group by group",
-            level="warning",
-        ))
-        return
     other: list[str] = []
     unknown = False
     for g in plan.groups:
@@ -370,10 +480,14 @@ def _warn_other_versions(
             f"plan (edited since): {shown}; they are checked against this plan's version",
             level="warning",
         ))
-    elif unknown and header_plan != plan_sha256(plan):
+    elif (unknown or not known) and header_plan != plan_sha256(plan):
+        what = "another version of this plan" if known else (
+            "another plan, or another version of this one (a backup of an older immich-dupes"
+            " cannot tell which)"
+        )
         report(Event(
             "verify",
-            f"{backup_dir} was made for another version of this plan; using its records group by group",
+            f"{backup_dir} was made for {what}; using its records group by group",
             level="warning",
         ))
 
@@ -478,6 +592,48 @@ def _name(group: GroupPlan, asset_id: str) -> str:
         return asset_id
 
 
+_INTERRUPTED_END = "run again to resume"
+"""How execute's reason ends for a group a cancelled or stopped run did not finish (its cancel
+reasons and ``_Stop.group_reason``); "not reached" and no reason are such groups too."""
+_EXTERNAL_REFUSED = "in an external library: not deleted unless allowed in review"
+"""The end of execute's reasons for a loser in an external library (``SKIPPED_EXTERNAL``, and
+the re-check's for a loser the server shows in one)."""
+_PLAN_REASONS = (
+    SKIPPED_UNREVIEWED,
+    "needs review and was not reviewed (--skip-review)",  # SKIPPED_UNREVIEWED of older versions
+    SKIPPED_EXTERNAL,
+    "the plan says skip",
+)
+"""What execute records for a group it leaves alone as the plan of that run asked."""
+
+SkipKind = Literal["on_purpose", "interrupted", "plan_changed", "left_alone"]
+
+
+def skip_kind(g: GroupPlan, reason: str) -> SkipKind:
+    """Why execute's records call group ``g`` skipped, for verify of this version of the plan.
+
+    * on_purpose (a note): this plan leaves the group alone whatever the server says
+      (``left_alone``: action skip, not reviewed, an external-library loser not allowed), or
+      execute found a loser in an external library and this plan does not allow deleting it;
+    * interrupted: a cancelled or stopped run did not get to finish it, or did not reach it;
+    * plan_changed: execute left it alone as the plan of that run asked, but this version of
+      the plan asks for it (reviewed since);
+    * left_alone: execute left it alone because the server no longer matched the plan (the
+      group or a member changed, the winner is gone or trashed, an unreadable answer).
+
+    All but on_purpose are anomalies: the group is not as the plan says.
+    """
+    if left_alone(g) is not None:
+        return "on_purpose"
+    if reason.endswith(_EXTERNAL_REFUSED) and g.action is Action.RESOLVE and not g.allow_external_delete:
+        return "on_purpose"
+    if not reason or reason == "not reached" or reason.endswith(_INTERRUPTED_END):
+        return "interrupted"
+    if reason in _PLAN_REASONS or reason.endswith(_EXTERNAL_REFUSED):
+        return "plan_changed"
+    return "left_alone"
+
+
 class _GroupCheck:
     def __init__(
         self,
@@ -486,12 +642,15 @@ class _GroupCheck:
         assets: dict[str, Asset | None | ImmichError | InTrash],
         membership: dict[str, list[PlanAlbum]] | None,
         record: GroupRecord | None,
+        restored: dict[str, Restored] | None = None,
     ) -> None:
         self.plan = plan
         self.g = group
         self.assets = assets
+        """Every member as read, and the copy restore re-uploaded of a loser that is gone."""
         self.membership = membership
         self.record = record
+        self.restored = restored or {}
         self.findings: list[Finding] = []
 
     def add(
@@ -532,8 +691,7 @@ class _GroupCheck:
         g = self.g
         rec = self.record
         if rec is not None and rec.status == "skipped":
-            self.add("note", "execute", f"skipped by execute: {rec.reason or 'no reason given'}")
-            return _GroupResult(self.findings, "skipped")
+            return self._skipped(rec.reason)
         if rec is not None and rec.status == "failed":
             self.add("anomaly", "execute", f"execute failed for this group: {rec.reason or 'no reason given'}")
             self._check_kept()
@@ -554,6 +712,29 @@ class _GroupCheck:
         if g.action is Action.KEEP_ALL:
             return self._keep_all()
         return self._stack()
+
+    def _skipped(self, reason: str) -> _GroupResult:
+        """A group execute's records call skipped: a note only when it was on purpose, as this
+        plan asks (see ``skip_kind``); else not executed, an anomaly that says what to do."""
+        kind = skip_kind(self.g, reason)
+        shown = reason or "no reason given"
+        if kind == "on_purpose":
+            why = left_alone(self.g)
+            also = f"; this plan leaves it alone too ({why})" if why is not None and why != reason else ""
+            self.add("note", "execute", f"skipped by execute: {shown}{also}")
+            return _GroupResult(self.findings, "skipped")
+        if kind == "interrupted":
+            what = "" if reason == "not reached" else reason.removesuffix(_INTERRUPTED_END).rstrip("; ")
+            what = what or "it did not reach this group"
+            message = (f"not executed: the run of execute stopped before this group was done"
+                       f" ({what}): run execute again to finish")
+        elif kind == "plan_changed":
+            message = (f"not executed: execute skipped it ({shown}), but this version of the plan"
+                       " asks for it: run execute again to finish")
+        else:
+            message = f"not executed: execute left it alone: {shown}"
+        self.add("anomaly", "execute", message)
+        return _GroupResult(self.findings, "not_executed")
 
     def _read_errors(self) -> bool:
         bad = False
@@ -605,16 +786,23 @@ class _GroupCheck:
         force = self.record.force if self.record is not None else None
         for aid, a in losers:
             name = _name(g, aid)
-            if a is None:
+            back = self.restored.get(aid)
+            copy = self.assets.get(back.new_id) if back is not None and back.new_id else None
+            if a is None and isinstance(copy, Asset) and not copy.isTrashed and back is not None:
+                self.add(
+                    "anomaly", "loser", f"loser {name} is back in the library: {back.describe()}",
+                    aid, "trashed" if not force else "gone", "restored",
+                )
+            elif a is None:
                 if force is False:
                     self.add(
                         "note", "loser", f"loser {name} was moved to the trash and has since been"
                         " purged from it (restore can re-upload it from the backup)", aid, "trashed", "gone",
                     )
             elif isinstance(a, Asset | InTrash) and not _trashed(a):
+                why = back.describe() if back is not None else "restored since, or never trashed"
                 self.add(
-                    "anomaly", "loser",
-                    f"loser {name} is not in the trash (restored since, or never trashed)",
+                    "anomaly", "loser", f"loser {name} is not in the trash ({why})",
                     aid, "trashed" if not force else "gone", "present",
                 )
             elif isinstance(a, Asset | InTrash) and force:
@@ -861,11 +1049,13 @@ async def verify(
     """
     await check_binding(client, plan.server_url, plan.user_id, "this plan")
     records: dict[str, GroupRecord] | None = None
+    restored: dict[str, Restored] = {}
     if backup_dir is not None:
         records = execution_records(Path(backup_dir), plan, report)
+        restored = restored_by_restore(Path(backup_dir))
 
     out = VerifyReport()
-    out.groups_skipped = sum(1 for g in plan.groups if g.action is Action.SKIP)
+    out.groups_skipped_by_plan = sum(1 for g in plan.groups if g.action is Action.SKIP)
     groups = list(groups_to_check(plan))
     total = len(groups)
     report(Event("verify", f"checking {total} groups", done=0, total=total))
@@ -893,7 +1083,11 @@ async def verify(
                 known = {i: in_bulk[i] for i in g.losers if i in in_bulk}
                 assets.update(await read_assets(client, [i for i in ids if i not in known]))
                 assets.update(known)
-            results[idx] = _GroupCheck(plan, g, assets, membership, rec).run()
+                # A loser gone from the server that a restore re-uploaded: is that copy back?
+                copies = [c for i in g.losers if assets.get(i) is None and (back := restored.get(i))
+                          is not None and (c := back.new_id) is not None and c not in assets]
+                assets.update(await read_assets(client, copies))
+            results[idx] = _GroupCheck(plan, g, assets, membership, rec, restored).run()
             done += 1
             report(Event("verify", "", done=done, total=total, group_id=g.duplicate_id))
 
@@ -906,10 +1100,12 @@ async def verify(
         out.groups_checked += 1
         if r.state == "ok":
             out.groups_ok += 1
+        elif r.state == "anomaly":
+            out.groups_with_anomalies += 1
         elif r.state == "not_executed":
             out.groups_not_executed += 1
-        elif r.state == "skipped":
-            out.groups_skipped += 1
+        else:
+            out.groups_skipped_by_execute += 1
     anomalies = len(out.anomalies)
     report(
         Event(
@@ -929,6 +1125,7 @@ __all__ = [
     "Finding",
     "GroupRecord",
     "InTrash",
+    "Restored",
     "VerifyReport",
     "WinnerKept",
     "FATAL",
@@ -939,7 +1136,10 @@ __all__ = [
     "losers_in_bulk",
     "parse_offset_datetime",
     "read_asset",
+    "open_backup_of",
     "read_assets",
+    "restored_by_restore",
     "same_server",
+    "skip_kind",
     "verify",
 ]
