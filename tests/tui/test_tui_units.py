@@ -197,9 +197,30 @@ def test_execute_summary_lists_failures() -> None:
         GroupOutcome("g3", "skipped", "the plan says skip"),
     ], requests=12, bytes_backed_up=2_000_000, seconds=1.5)
     text = summarize_execute(rep).plain
-    assert "1 groups failed" in text
-    assert "2 copies moved to the trash" in text
+    assert "1 group failed" in text
+    assert "1 group done, 1 skipped, 1 failed · 2 copies moved to the trash" in text
     assert "g2: backup checksum mismatch" in text
+
+
+def test_execute_texts_count_one_in_the_singular() -> None:
+    pv = ExecutePreview(groups_to_resolve=1, groups_to_dismiss=1, groups_to_stack=0, groups_skipped=0,
+                        losers=1, bytes_to_backup=1_000, backup_dir=Path("/b"), force=False,
+                        unreviewed=0)
+    text = describe_execute(pv, "http://h/api", "").plain
+    assert "1 group resolved: 1 copy backed up" in text
+    assert "1 group dismissed as not duplicates" in text
+
+
+def test_execute_summary_counts_groups_done_before_apart() -> None:
+    """Run again after a restore: this run did nothing, whatever the earlier one trashed."""
+    rep = ExecuteReport(outcomes=[
+        GroupOutcome("g1", "done", trashed=["a", "b"], earlier=True),
+        GroupOutcome("g2", "done", trashed=["c"], earlier=True),
+        GroupOutcome("g3", "skipped", "the plan says skip"),
+    ], requests=0, bytes_backed_up=0, seconds=0.1)
+    text = summarize_execute(rep).plain
+    assert "0 groups done, 1 skipped, 0 failed · 0 copies moved to the trash" in text
+    assert "2 groups done by an earlier run into this backup folder: left as they are" in text
 
 
 def test_execute_summary_says_why_the_run_stopped() -> None:

@@ -301,11 +301,29 @@ class ReviewApp(App[int]):
         if client is None:
             return
         from immich_dupes.engine import execute  # imported on use: keeps start-up light
-        self._with_backup_dir("Execute", lambda backup: self._confirm_execute(execute, client, backup))
 
-    def _confirm_execute(self, execute: ModuleType, client: ImmichClient, backup: Path) -> None:
-        """Preflight (every refusal that needs no server), then the confirmation, then the run."""
+        def check(backup: Path) -> None:
+            self._check_execute(execute, client, backup)
+
+        self._with_backup_dir("Execute", check)
+
+    @work(group="execute-check", exclusive=True, exit_on_error=False)
+    async def _check_execute(self, execute: ModuleType, client: ImmichClient, backup: Path) -> None:
+        """The refusals that need the server (user, the key's permissions: the same for both
+        modes), read only, before anything is asked; then the confirmation."""
         plan, _ = self.state.snapshot()
+        try:
+            await execute.check_binding(client, plan, execute.ExecuteOptions(backup_dir=backup, skip_review=True))
+        except (ValueError, ImmichError) as e:  # ExecuteRefused, PermissionMissing: say why, send nothing
+            self.notify(getattr(e, "message", None) or str(e), title="Execute refused", severity="error",
+                        timeout=12)
+            return
+        self._confirm_execute(execute, client, backup, plan)
+
+    def _confirm_execute(self, execute: ModuleType, client: ImmichClient, backup: Path, plan: Plan) -> None:
+        """Preflight (every refusal that needs no server) for the mode shown, the confirmation,
+        then the run. A refusal of one mode is said in the dialog (``f`` may switch to the
+        other); when both are refused, nothing is asked."""
 
         def options(force: bool) -> Any:
             return execute.ExecuteOptions(backup_dir=backup, force=force, skip_review=True)
@@ -314,14 +332,16 @@ class ReviewApp(App[int]):
             pv = execute.preflight(plan, options(force), client.base_url)
             return jobs.describe_execute(pv, client.base_url, self._who())
 
-        try:
-            screen = ExecuteConfirmScreen(describe)
-        except ValueError as e:  # ExecuteRefused: say why, send nothing
-            self.notify(str(e), title="Execute refused", severity="error", timeout=12)
-            return
+        screen = ExecuteConfirmScreen(describe)
+        if screen.refused:
+            try:
+                describe(True)
+            except ValueError:  # ExecuteRefused in either mode: say why, send nothing
+                self.notify(screen.refused, title="Execute refused", severity="error", timeout=12)
+                return
 
         def answered(ok: bool | None) -> None:
-            if not ok:
+            if not ok or screen.refused:
                 return
             opts = options(screen.force)
             self.save_in_background()

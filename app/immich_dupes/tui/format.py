@@ -17,6 +17,11 @@ def human_bytes(n: float | None) -> str:
     return NONE if n is None else units.human_bytes(n)
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 group``, ``2 groups``, ``0 copies`` (with ``plural`` given)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def dims(a: PlanAsset) -> str:
     return f"{a.width}×{a.height}" if a.width and a.height else "unknown size"
 

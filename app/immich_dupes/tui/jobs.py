@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from textual.content import Content
 
-from immich_dupes.tui.format import human_bytes
+from immich_dupes.tui.format import counted, human_bytes
 
 if TYPE_CHECKING:
     from immich_dupes.engine.execute import ExecutePreview, ExecuteReport
@@ -34,8 +34,8 @@ def describe_execute(pv: ExecutePreview, server: str, who: str) -> Content:
     parts: list[Content] = [
         Content.assemble("On ", (server, "bold"), f" as {who}:\n\n" if who else ":\n\n"),
         Content.assemble(
-            "• ", (f"{pv.groups_to_resolve} groups resolved", "bold"), ": ",
-            (f"{pv.losers} copies", "bold"), " backed up to ", (str(pv.backup_dir), "bold"),
+            "• ", (f"{counted(pv.groups_to_resolve, 'group')} resolved", "bold"), ": ",
+            (counted(pv.losers, "copy", "copies"), "bold"), " backed up to ", (str(pv.backup_dir), "bold"),
             f" ({human_bytes(pv.bytes_to_backup)}{videos}),\n"
             "  each checked against the server's checksum; metadata carried to the keepers;\n"
             "  then the copies are ",
@@ -49,7 +49,7 @@ def describe_execute(pv: ExecutePreview, server: str, who: str) -> Content:
         parts.append(Content.assemble(("moved to the Immich trash", "bold $success"),
                                       " (restorable from the trash or the backup)"))
     parts.append(Content(
-        f".\n• {pv.groups_to_dismiss} groups dismissed as not duplicates, "
+        f".\n• {counted(pv.groups_to_dismiss, 'group')} dismissed as not duplicates, "
         f"{pv.groups_to_stack} stacked: nothing deleted.\n"
         f"• {pv.groups_skipped} left alone"
     ))
@@ -67,13 +67,13 @@ def describe_execute(pv: ExecutePreview, server: str, who: str) -> Content:
 
 
 def summarize_execute(rep: ExecuteReport) -> Content:
-    counts = Counter(o.status for o in rep.outcomes)
-    trashed = sum(len(o.trashed) for o in rep.outcomes if o.status == "done")
+    """How the run went; groups an earlier run into the folder did are counted apart: this run
+    sent nothing for them, and their losers may be back since (a restore)."""
     gone = "deleted permanently" if rep.force else "moved to the trash"
     if rep.stopped:
         headline = "Execute stopped early"
     elif rep.failed:
-        headline = f"Execute finished: {rep.failed} groups failed"
+        headline = f"Execute finished: {counted(rep.failed, 'group')} failed"
     else:
         headline = "Execute finished"
     lines: list[Content] = [Content.styled(
@@ -82,9 +82,14 @@ def summarize_execute(rep: ExecuteReport) -> Content:
     if rep.stopped:
         lines.append(Content.styled(rep.stopped, "$error"))
     lines.append(Content(
-        f"{counts.get('done', 0)} groups done, {counts.get('skipped', 0)} skipped, "
-        f"{counts.get('failed', 0)} failed · {trashed} copies {gone}"
+        f"{counted(rep.done_now, 'group')} done, {rep.skipped} skipped, "
+        f"{rep.failed} failed · {counted(rep.trashed, 'copy', 'copies')} {gone}"
     ))
+    if rep.done_before:
+        lines.append(Content(
+            f"{counted(rep.done_before, 'group')} done by an earlier run into this backup folder:"
+            " left as they are"
+        ))
     lines.append(Content(
         f"backed up {human_bytes(rep.bytes_backed_up)} · {rep.requests} requests · {rep.seconds:.1f} s"
     ))
@@ -114,11 +119,7 @@ def summarize_verify(rep: VerifyReport) -> Content:
             "Verify: everything is as planned" if good else f"Verify found {len(anomalies)} anomalies",
             "bold $success" if good else "bold $error",
         ),
-        Content(
-            f"{rep.groups_checked} groups checked, {rep.groups_ok} as planned, "
-            f"{rep.groups_not_executed} not executed, {rep.groups_skipped} skipped; "
-            f"{len(rep.notes)} notes"
-        ),
+        Content(rep.counts_text()),
     ]
     for f in anomalies[:LIST_LIMIT]:
         lines.append(Content.styled(f"  ✗ {f.duplicate_id[:8]} {f.field}: {f.message}", "$error"))

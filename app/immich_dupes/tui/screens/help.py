@@ -18,7 +18,15 @@ def help_text(rows: Sequence[tuple[str, str, str]], extra: Sequence[str]) -> Con
     """rows: (keys, what it does, binding id)."""
     key_width = max((len(k) for k, _, _ in rows), default=8) + 2
     what_width = max((len(w) for _, w, _ in rows), default=40) + 2
-    lines: list[Content] = [Content.styled("Keys", "bold $accent")]
+    # the legends first, each mark on the one line: the keys are long and scroll
+    lines: list[Content] = [Content.styled("Marks in the group list", "bold $accent")]
+    marks: list[Content] = []
+    for status, (mark, style) in MARKS.items():
+        marks.append(Content.assemble((mark, style), f" {status.value}"))
+    lines.append(Content.assemble("  ", Content("  ·  ").join(marks)))
+    lines.append(Content(f"  codes: {CODE_HELP}"))
+    lines.append(Content(""))
+    lines.append(Content.styled("Keys", "bold $accent"))
     for keys, what, binding_id in rows:
         lines.append(
             Content.assemble(
@@ -27,11 +35,6 @@ def help_text(rows: Sequence[tuple[str, str, str]], extra: Sequence[str]) -> Con
                 (binding_id, "$text-muted"),
             )
         )
-    lines.append(Content(""))
-    lines.append(Content.styled("Marks in the group list", "bold $accent"))
-    for status, (mark, style) in MARKS.items():
-        lines.append(Content.assemble("  ", (mark, style), f"  {status.value}"))
-    lines.append(Content(f"  codes: {CODE_HELP}"))
     lines.append(Content(""))
     lines.append(Content.styled("In the cards and the diff", "bold $accent"))
     lines.append(Content("  KEEP (green border) stays; TRASH (red border) is backed up, then moved to the trash."))
@@ -67,7 +70,7 @@ class HelpScreen(ModalScreen[None]):
             yield Static(Content.styled("immich-dupes review — help", "bold"), classes="dialog-title")
             with VerticalScroll(classes="dialog-body"):
                 yield Static(help_text(self.rows, self.extra), id="help-text")
-            yield Static("Escape closes", classes="dialog-hint")
+            yield Static("Escape closes · ↑ ↓ PgUp PgDn scroll", classes="dialog-hint")
 
     def action_close(self) -> None:
         self.dismiss(None)

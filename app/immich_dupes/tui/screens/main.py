@@ -6,12 +6,13 @@ app never writes a plan field twice or differently from the tests.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, cast
 
 from PIL import Image as PILImage
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -22,6 +23,7 @@ from textual.widgets import Footer, OptionList, Static
 from immich_dupes.analysis import decide
 from immich_dupes.analysis.plan import Action, GroupPlan, PlanAsset
 from immich_dupes.tui import format as F
+from immich_dupes.tui.layout import Cards, Layout, plan_layout
 from immich_dupes.tui.messages import ThumbnailReady
 from immich_dupes.tui.screens.confirm import ConfirmScreen
 from immich_dupes.tui.screens.help import HelpScreen
@@ -51,6 +53,12 @@ def _has_field(a: PlanAsset, field: str) -> bool:
 
 FIELD_NAMES = {"gps": "GPS position", "datetime": "date and time zone", "description": "description"}
 
+COPY_ACTIONS = frozenset({
+    "make_keeper", "toggle_keep", "take", "accept", "skip", "not_duplicates", "stack", "external",
+    "preview", "focus_asset",
+})
+"""Actions on the shown group or its focused copy: only while every copy is on screen."""
+
 
 class MainScreen(Screen[None]):
     """Keys act on the highlighted group and the focused asset (◆)."""
@@ -76,6 +84,8 @@ class MainScreen(Screen[None]):
         Binding("X", "external", "allow trashing external copies", id="review.external", show=False),
         Binding("u,ctrl+z", "undo", "undo", id="review.undo"),
         Binding("f,space", "preview", "view", id="review.preview"),
+        Binding("J", "scroll_fields(1)", "fields ↓", id="review.fields_down", show=False),
+        Binding("K", "scroll_fields(-1)", "fields ↑", id="review.fields_up", show=False),
         Binding("v", "cycle_filter", "filter", id="review.filter"),
         Binding("o", "cycle_sort", "sort", id="review.sort"),
         Binding("ctrl+s", "save", "save", id="review.save", show=False),
@@ -95,6 +105,9 @@ class MainScreen(Screen[None]):
         self._title = Static("", id="title-bar")
         self._head = Static("", id="group-head")
         self._empty = Static("", id="empty")
+        self._notice_text = ""
+        self.fit = Layout(show_list=True, cards=Cards.FULL, too_small="")
+        """How the screen fits the terminal for the shown group (see tui.layout)."""
 
     @property
     def rapp(self) -> ReviewApp:
@@ -119,6 +132,7 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self._empty.display = False
         self.set_notice(self.rapp.server_notice)
+        self.fit_layout()
         self.reload_list(keep_current=False)
         self.query_one(GroupList).focus()
 
@@ -157,6 +171,7 @@ class MainScreen(Screen[None]):
     def show_empty(self) -> None:
         self.list_pos = None
         self.shown_id = None
+        self.fit_layout()
         flt = self.rapp.state.filter
         self._empty.update(
             f"No group matches the filter '{flt.value}'. Press v to change the filter."
@@ -190,13 +205,15 @@ class MainScreen(Screen[None]):
 
     def render_group(self, g: GroupPlan) -> None:
         self.rapp.note_drawing()
+        self.asset_pos = max(0, min(self.asset_pos, len(g.assets) - 1))
+        self._head.update(self.head_text(g), layout=False)  # fixed height: no re-layout
+        if not self.fit_layout(len(g.assets)):
+            return
         self._empty.display = False
         cards = self.query_one(CardRow)
         diff = self.query_one(DiffTable)
         cards.display = True
         self.query_one(DiffBox).display = True
-        self.asset_pos = max(0, min(self.asset_pos, len(g.assets) - 1))
-        self._head.update(self.head_text(g), layout=False)  # fixed height: no re-layout
         for card in cards.show(g, self.asset_pos):
             if card.has_picture or card.asset_id is None:
                 continue  # same asset as before: its picture stays
@@ -260,8 +277,49 @@ class MainScreen(Screen[None]):
         self._title.update(title, layout=False)  # one fixed line
 
     def set_notice(self, notice: str) -> None:
+        self._notice_text = notice
         self._notice.update(Content.styled(notice, "bold"))
         self._notice.display = bool(notice)
+
+    # ------------------------------------------------------------------ fitting the terminal
+
+    def fit_layout(self, copies: int | None = None) -> bool:
+        """Fit the screen to the terminal for a group of ``copies`` (the shown group's when
+        None): list shown or not, card size, or too small. True when the group can be shown:
+        every copy on screen, so the keys that act on copies are allowed."""
+        if copies is None:
+            g = self.current
+            copies = len(g.assets) if g is not None else 2
+        width, height = self.app.size
+        notice = self._notice_text
+        notice_rows = len(textwrap.wrap(notice, max(1, width - 2))) if notice else 0
+        new = plan_layout(width, height, copies, notice_rows)
+        old, self.fit = self.fit, new
+        self.set_class(not new.show_list, "-no-list")
+        for c in Cards:
+            self.set_class(new.cards is c and c is not Cards.FULL, f"-cards-{c.value}")
+        if new.too_small:
+            self._empty.update(Content.styled(new.too_small, "bold $warning"))
+            self._empty.display = True
+            self.query_one(CardRow).display = False
+            self.query_one(DiffBox).display = False
+        if new.show_list and not old.show_list and self.focused is None:
+            self.group_list.focus()
+        if new.fits != old.fits:
+            self.refresh_bindings()
+        if new.fits and not old.fits:
+            self.call_after_refresh(self._redraw)  # (cards and table follow their sizes themselves)
+        return new.fits
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.fit_layout()
+
+    def _redraw(self) -> None:
+        g = self.current
+        if g is not None:
+            self.render_group(g)
+        elif not self.rapp.state.order:
+            self.show_empty()  # (the too-small note gives way to the empty list's)
 
     def server_changed(self) -> None:
         """The app connected (or gave up): show the notice and fetch what is missing."""
@@ -360,9 +418,17 @@ class MainScreen(Screen[None]):
             return
         self.group_list.highlighted = nxt
 
+    def _all_copies_shown(self) -> bool:
+        """Every copy of the shown group is on screen; otherwise say why nothing happens."""
+        if self.fit.too_small:
+            self.notify("The window is too small to show every copy of this group: make it larger.",
+                        severity="warning")
+            return False
+        return True
+
     def action_focus_asset(self, delta: int) -> None:
         g = self.current
-        if g is None:
+        if g is None or not self._all_copies_shown():
             return
         self.asset_pos = (self.asset_pos + delta) % len(g.assets)
         self.render_group(g)
@@ -372,7 +438,7 @@ class MainScreen(Screen[None]):
     def edit(self, change: Callable[[GroupPlan], GroupPlan], label: str, advance: bool = False) -> bool:
         """Apply a decide.py edit to the shown group; refresh its line and the view."""
         index = self.current_index
-        if index is None or self.list_pos is None:
+        if index is None or self.list_pos is None or not self._all_copies_shown():
             return False
         try:
             self.rapp.state.edit(index, change, label)
@@ -524,7 +590,7 @@ class MainScreen(Screen[None]):
 
     def action_preview(self) -> None:
         g = self.current
-        if g is None:
+        if g is None or not self._all_copies_shown():
             return
 
         def back(position: int | None) -> None:
@@ -535,6 +601,11 @@ class MainScreen(Screen[None]):
         self.app.push_screen(
             PreviewScreen(g, self.asset_pos, self.rapp.image_cls, self.rapp.pictures.get), back
         )
+
+    def action_scroll_fields(self, pages: int) -> None:
+        box = self.query_one(DiffBox)
+        step = max(1, box.scrollable_content_region.height - 1)
+        box.scroll_relative(y=pages * step, animate=False)
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(self.binding_rows(), self.rapp.help_extra()))
@@ -574,9 +645,8 @@ class MainScreen(Screen[None]):
         self.rapp.start_restore()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in {"make_keeper", "toggle_keep", "take", "accept", "skip", "not_duplicates",
-                      "stack", "external", "preview", "focus_asset"}:
-            return True if self.current is not None else None
+        if action in COPY_ACTIONS:
+            return True if self.current is not None and self.fit.fits else None
         return True
 
 
@@ -599,6 +669,8 @@ _LONG: dict[str, str] = {
     "review.external": "allow trashing this group's external-library copies (asks first)",
     "review.undo": "undo the last decision",
     "review.preview": "full-size preview of the focused asset",
+    "review.fields_down": "scroll the field table down (when it does not fit)",
+    "review.fields_up": "scroll the field table up",
     "review.filter": "filter: needs review → undecided → decided → all",
     "review.sort": "sort: conflicts first → bytes saved → date",
     "review.save": "save the plan now (also saved on quit and every 30 s)",

@@ -53,7 +53,11 @@ class PhaseState:
     bytes_total: int | None = None
     message: str = ""
     events: int = 0
-    """Events without counts (one per group journaled, say)."""
+    """Events without counts (one per batch of groups journaled, say)."""
+    groups: int = 0
+    """Groups those events named (``data["groups"]``)."""
+    completed: bool = False
+    """The run finished without an error or a cancel: a step without counts is done."""
 
 
 def eta_text(state: PhaseState, now: float) -> str:
@@ -66,6 +70,8 @@ def eta_text(state: PhaseState, now: float) -> str:
         frac = state.done / state.total
     if frac >= 1:
         return "done"
+    if state.completed:
+        return ""  # over: no ETA for what the run left out (skipped groups, say)
     if frac <= 0 or elapsed < 1:
         return "ETA …"
     left = elapsed / frac - elapsed
@@ -83,8 +89,12 @@ def phase_line(phase: str, state: PhaseState, now: float) -> str:
     if state.bytes_total or state.bytes_done:
         total = f" of {human_bytes(state.bytes_total)}" if state.bytes_total else ""
         parts.append(f"{human_bytes(state.bytes_done)}{total}")
-    if state.total or state.bytes_total:
-        parts.append(eta_text(state, now))
+    counted = bool(state.total or state.bytes_total)
+    if not counted and not state.done and state.groups:
+        parts.append(f"{state.groups} group" + ("" if state.groups == 1 else "s"))
+    eta = eta_text(state, now) if counted else ("done" if state.completed and state.events else "")
+    if eta:
+        parts.append(eta)
     if state.message:
         parts.append(state.message)
     return "  ".join(parts)
@@ -114,6 +124,9 @@ class PhaseRow(Horizontal):
         s = self.state
         if ev.total is None and not ev.done and ev.bytes_total is None and not ev.bytes_done:
             s.events += 1
+            groups = ev.data.get("groups")
+            if isinstance(groups, list):
+                s.groups += len(groups)
         else:
             s.done = ev.done
             s.total = ev.total if ev.total is not None else s.total
@@ -130,10 +143,13 @@ class PhaseRow(Horizontal):
             self.bar.update(total=1, progress=1)
         self.label.update(phase_line(self.title, s, time.monotonic()))
 
-    def finish(self) -> None:
-        """The job ended: a bar that never had a total stops pulsing."""
+    def finish(self, completed: bool) -> None:
+        """The job ended (``completed``: without an error or a cancel): a bar that never had
+        a total stops pulsing, and the label says so."""
         if self.bar.total is None:
             self.bar.update(total=1, progress=0)
+        self.state.completed = completed
+        self.label.update(phase_line(self.title, self.state, time.monotonic()))
 
 
 class RunScreen(Screen[Any]):
@@ -222,8 +238,9 @@ class RunScreen(Screen[Any]):
 
     def on_job_finished(self, message: JobFinished) -> None:
         self.finished = True
+        completed = message.error is None and not message.cancelled
         for row in self.rows.values():
-            row.finish()
+            row.finish(completed)
         if not self.problems:
             self.query_one("#run-problems", Static).update("Warnings and errors: none")
         self.result = message.result

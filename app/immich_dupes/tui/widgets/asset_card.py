@@ -8,6 +8,7 @@ switching groups mounts nothing.
 from __future__ import annotations
 
 from PIL import Image as PILImage
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Center, Horizontal, Vertical
 from textual.content import Content
@@ -78,6 +79,7 @@ class AssetCard(Vertical):
         self._has_image = False
         self._title = ""
         self._subtitle = ""
+        self._shown: tuple[GroupPlan, PlanAsset] | None = None
 
     def compose(self) -> ComposeResult:
         with Center(classes="pic-box"):
@@ -102,11 +104,19 @@ class AssetCard(Vertical):
         self.set_class(role == "skip", "skipped")
         self.set_class(asset.id == g.winner, "winner")
         self.set_class(focused, "focused")
-        width = max(10, self.size.width - 4) if self.size.width else 30
-        self._facts.update(card_facts(g, asset, width), layout=False)  # fixed height
+        self._shown = (g, asset)
+        self._facts.update(card_facts(g, asset, self._facts_width()), layout=False)  # fixed height
         if changed:
             # the old picture stays until the caller sets the new one or a note (one repaint)
             self._has_image = False
+
+    def _facts_width(self) -> int:
+        return max(10, self.size.width) if self.size.width else 30  # size: inside border and padding
+
+    def on_resize(self, event: events.Resize) -> None:
+        """The card got wider or narrower (a new layout, a terminal resize): facts cut anew."""
+        if self._shown is not None and self.display:
+            self._facts.update(card_facts(*self._shown, self._facts_width()), layout=False)
 
     def set_picture(self, image: PILImage.Image | None, note: str) -> None:
         """Show a decoded picture, or a note saying why there is none."""

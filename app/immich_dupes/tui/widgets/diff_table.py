@@ -11,6 +11,7 @@ only shown, and a DataTable (cells, cursor, scrolling, measuring) costs ~3x as m
 from __future__ import annotations
 
 from rich.cells import cell_len, set_cell_size
+from textual import events
 from textual.containers import ScrollableContainer
 from textual.content import Content
 from textual.style import Style
@@ -18,11 +19,8 @@ from textual.widgets import Static
 
 from immich_dupes.analysis.plan import GroupPlan
 from immich_dupes.tui import format as F
+from immich_dupes.tui.layout import FIELD_WIDTH, RULE_WIDTH, SCROLLBAR, diff_widths
 
-FIELD_WIDTH = 11
-RESULT_WIDTH = 26
-RULE_WIDTH = 10
-MIN_ASSET_WIDTH = 18
 SOURCE_MARK = "◆ "
 
 Piece = tuple[str, str | Style]
@@ -51,7 +49,13 @@ def cell(pieces: list[Piece], width: int) -> list[Piece]:
 
 
 class DiffBox(ScrollableContainer, can_focus=False):
-    """Scrolls the diff (with the mouse) when the terminal is too small for all of it."""
+    """Scrolls the diff (mouse, J/K) when the terminal is too small for all of it."""
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Wider or narrower (a new layout, a terminal resize, shown again): the columns are
+        shared out anew, so the table never runs past the box."""
+        for table in self.query_children(DiffTable):
+            table.show_again()
 
 
 class DiffTable(Static):
@@ -87,22 +91,27 @@ class DiffTable(Static):
         self.can_focus = False
         self.rows_shown: list[F.DiffRow] = []
         self._width = 0
+        self._shown: tuple[GroupPlan, int] | None = None
 
     @property
     def row_count(self) -> int:
         """Fields shown (the header not counted)."""
         return len(self.rows_shown)
 
+    def show_again(self) -> None:
+        if self._shown is not None:
+            self.show(*self._shown)
+
     def show(self, g: GroupPlan, focused: int) -> None:
+        self._shown = (g, focused)
         rows = F.diff_rows(g)
         self.rows_shown = rows
-        n = len(g.assets)
-        # the assets and the result share what is left after the field and rule columns
-        box = self.parent.scrollable_content_region.width if isinstance(self.parent, DiffBox) else 0
-        avail = max(box or self.size.width, 100) - FIELD_WIDTH - RULE_WIDTH - 2 * (n + 3) - 2
-        share = avail // (n + 1)
-        result_width = max(RESULT_WIDTH, min(share, 44))
-        asset_width = max(MIN_ASSET_WIDTH, (avail - result_width) // n)
+        # the copies and the result share what the field and rule columns leave: the whole
+        # table fits the box (down to the minimums of layout.diff_min_width)
+        # (room for the vertical scrollbar is kept whether it shows or not: the table must not
+        # grow wider than the box when it appears)
+        box = self.parent.content_region.width - SCROLLBAR if isinstance(self.parent, DiffBox) else 0
+        asset_width, result_width = diff_widths(box if box > 0 else 100, len(g.assets))
 
         head: list[Piece] = cell([("field", "")], FIELD_WIDTH)
         for i, a in enumerate(g.assets):
