@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from immich_dupes.fake import FakeImmich
-from immich_dupes.immich.client import ImmichClient
+from immich_dupes.fake import FakeImmich, Faults
+from immich_dupes.immich.client import ImmichClient, normalize_base_url
 from immich_dupes.immich.errors import (
     ConnectionFailed,
     ImmichError,
@@ -46,11 +46,13 @@ class _Pages:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.seen: list[str] = []
+        self.auth: list[str | None] = []
         pages = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 pages.seen.append(self.path)
+                pages.auth.append(self.headers.get("authorization"))
                 status, headers, body = pages.routes.get(
                     self.path, (404, {"content-type": "text/html;charset=utf-8"}, HTML_404)
                 )
@@ -195,3 +197,34 @@ def test_json_messages_and_details_are_capped_too() -> None:
     assert details[0] == "ids.0: must be a UUID"
     assert details[-1] == "and 15 more"
     assert "\n" not in str(ImmichError(message, details=details))
+
+
+async def test_a_version_answer_cut_off_is_retried_then_a_connection_failure() -> None:
+    """Half an answer says nothing about what is at the address: retried like any cut-off
+    answer, then "cut off" (exit 3), never "no Immich API" quoting half a version."""
+    fake = FakeImmich(library="sample", profile="v3")
+    fake.faults = Faults.parse("truncate=1.0@/api/server/version")
+    async with ImmichClient("http://fake-immich", fake.api_key, transport=fake.transport(),
+                            backoff_base=0.001, max_retries=3) as c:
+        with pytest.raises(ConnectionFailed, match="cut off"):
+            await c.server_version()
+    tries = [r for r in fake.request_log if r.path == "/api/server/version"]
+    assert len(tries) == 4  # the first and 3 retries
+    fake.faults = Faults.parse("truncate=0.0")
+    async with ImmichClient("http://fake-immich", fake.api_key, transport=fake.transport()) as c:
+        assert (await c.server_version()).major == 3
+
+
+async def test_a_password_in_the_url_is_sent_as_auth_and_never_shown(pages: _Pages) -> None:
+    """A proxy's basic auth written in the URL: sent with every request, but never part of the
+    address the plan, the backup and every message carry."""
+    url = pages.url.replace("http://", "http://bob:hunter%402@")
+    assert normalize_base_url(url) == pages.url + "/api"
+    async with client(url) as c:
+        assert c.base_url == pages.url + "/api"
+        with pytest.raises(UnsupportedServer) as ei:
+            await c.connect()
+    assert "hunter" not in ei.value.message
+    assert "bob" not in ei.value.message
+    assert pages.auth
+    assert all(a == "Basic Ym9iOmh1bnRlckAy" for a in pages.auth)  # bob:hunter@2

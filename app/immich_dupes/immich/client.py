@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 from pydantic import ValidationError
@@ -91,7 +91,19 @@ def normalize_base_url(url: str) -> str:
     path = parts.path.rstrip("/")
     if not path.endswith("/api"):
         path = path + "/api"
-    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+    # A user name and password in the URL (a proxy's basic auth) never become part of the
+    # address: it is written into plans, backups and messages. The client sends them as auth.
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+def url_credentials(url: str) -> tuple[str, str] | None:
+    """The user name and password written in ``url`` (``https://user:pw@host``), if any."""
+    raw = url.strip()
+    parts = urlsplit(raw if "://" in raw else "http://" + raw)
+    if parts.username is None:
+        return None
+    return unquote(parts.username), unquote(parts.password or "")
 
 
 def checksum_b64(sha1_digest: bytes) -> str:
@@ -253,8 +265,10 @@ class ImmichClient:
         self.info: ServerInfo | None = None
         # Reads wait up to 120 s between bytes, never for a whole body: a 2 GB original
         # streams for as long as it keeps coming.
+        credentials = url_credentials(url)
         self._http = httpx.AsyncClient(
             base_url=self.base_url + "/",
+            auth=httpx.BasicAuth(*credentials) if credentials is not None else None,
             headers={"user-agent": f"immich-dupes/{__version__}", "accept": "application/json"},
             timeout=timeout or httpx.Timeout(connect=15.0, read=120.0, write=120.0, pool=None),
             transport=transport,
@@ -482,9 +496,26 @@ class ImmichClient:
         )
 
     async def _version_answer(self, path: str) -> ServerVersion | _Answer:
-        """The version at ``path``, or what answered instead, described in a few words."""
-        async with self.stream("GET", path, ok=range(100, 600)) as r:
-            body = await _read_limited(r)
+        """The version at ``path``, or what answered instead, described in a few words.
+
+        A body cut off after the headers is retried, then ConnectionFailed, as in ``request``:
+        half an answer says nothing about what is at the address."""
+        attempt = 0
+        while True:
+            cut: ConnectionFailed | None = None
+            async with self.stream("GET", path, ok=range(100, 600)) as r:
+                try:
+                    body = await _read_limited(r, strict=True)
+                except (httpx.TransportError, httpx.StreamError) as e:
+                    cut = ConnectionFailed(
+                        f"the answer was cut off ({type(e).__name__})", method="GET", path=path
+                    )
+            if cut is None:
+                break
+            if attempt >= self.max_retries:
+                raise cut
+            await self._backoff(attempt, None)
+            attempt += 1
         status = r.status_code
         if status in (401, 403):
             raise error_for(status, body, "GET", path)
@@ -886,7 +917,9 @@ class ImmichClient:
 # ---------------------------------------------------------------------- helpers
 
 
-async def _read_limited(response: httpx.Response, limit: int = 64 * 1024) -> bytes:
+async def _read_limited(response: httpx.Response, limit: int = 64 * 1024, strict: bool = False) -> bytes:
+    """Up to ``limit`` bytes of the body. What a broken transfer delivered is returned as it is,
+    unless ``strict``, when its error is raised."""
     out = b""
     try:
         async for chunk in response.aiter_bytes():
@@ -894,7 +927,8 @@ async def _read_limited(response: httpx.Response, limit: int = 64 * 1024) -> byt
             if len(out) >= limit:
                 break
     except (httpx.TransportError, httpx.StreamError):
-        pass
+        if strict:
+            raise
     return out
 
 
