@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from immich_dupes import cli
-from immich_dupes.analysis.decide import accept, set_action
+from immich_dupes.analysis.decide import accept, allow_external_delete, set_action, set_winner
 from immich_dupes.analysis.plan import Action, GroupPlan, Plan, save_plan
 from immich_dupes.engine.analyze import analyze
 from immich_dupes.engine.backup import BackupError
@@ -96,13 +96,18 @@ def test_each_reason_execute_skips_a_group_for_is_classified() -> None:
     assert skip_kind(unreviewed, older) == "on_purpose"
     assert skip_kind(accept(unreviewed), older) == "plan_changed"
     assert skip_kind(external, SKIPPED_EXTERNAL) == "on_purpose"
-    # This plan still leaves it alone: whatever a run of another version recorded, it is on purpose.
-    assert skip_kind(unreviewed, "cancelled before this group started; run again to resume") == "on_purpose"
-    # The re-check found a loser in an external library the plan did not know of.
+    # The external copy made the keeper since: this plan trashes the uploaded one.
+    ext_id = next(a.id for a in external.assets if a.is_external)
+    keeps_external = accept(set_winner(external, ext_id))
+    assert left_alone(keeps_external) is None
+    assert skip_kind(keeps_external, SKIPPED_EXTERNAL) == "plan_changed"
+    # A run that stopped part way may have left a group half done, whatever this plan says now.
+    assert skip_kind(unreviewed, "cancelled before the group was finished; run again to resume") == "interrupted"
+    # The re-check found a loser in an external library the plan did not know of: not carried out.
     found = "IMG_1.jpg (0a1b2c3d) is in an external library: not deleted unless allowed in review"
-    assert skip_kind(acting, found) == "on_purpose"
+    assert skip_kind(acting, found) == "left_alone"
     allowed = acting.model_copy(update={"allow_external_delete": True})
-    assert skip_kind(allowed, found) == "plan_changed"
+    assert skip_kind(allowed, found) == "left_alone"
     for reason in (
         "cancelled before this group started; run again to resume",
         "cancelled before the backup finished; run again to resume",
@@ -327,3 +332,38 @@ async def test_counts_add_up_and_name_whose_skip_it_is(tmp_path: Path) -> None:
     body = checked.to_json()
     assert (body["groups_total"], body["groups_skipped_by_plan"], body["groups_skipped_by_execute"],
             body["groups_with_anomalies"], body["groups_skipped"]) == (len(plan.groups), 1, 1, 1, 2)
+
+
+async def test_a_group_left_half_done_is_an_anomaly_even_if_the_plan_now_leaves_it_alone(
+    tmp_path: Path,
+) -> None:
+    """Review: execute cancelled after it trashed the external loser of a group the person had
+    allowed to delete; the allow is then taken back (the plan now leaves the group alone). The
+    loser is in the trash: verify -b must not call the group skipped on purpose, neither from
+    the cancelled run's report nor after another run skipped it as the new plan asks."""
+    fake = FakeImmich(library="sample", profile="v3")
+    backup = tmp_path / "b"
+    cancel = asyncio.Event()
+    async with connected(fake) as c:
+        plan = await accepted_plan(c)
+        gid = group_of(plan, EXTERNAL).duplicate_id
+        plan.groups = [allow_external_delete(g, True) if g.duplicate_id == gid else g for g in plan.groups]
+        losers = set(next(g for g in plan.groups if g.duplicate_id == gid).losers)
+
+        def cancel_after_its_trash(ev: Event) -> None:
+            if ev.data.get("journaled") == "trashed" and set(ev.data.get("ids") or ()) & losers:
+                cancel.set()
+
+        await execute(c, plan, ExecuteOptions(backup_dir=backup), cancel_after_its_trash, cancel)
+        assert all(fake.state()["assets"][i]["isTrashed"] for i in losers)
+        fake.run_jobs()
+        plan.groups = [allow_external_delete(g, False) if g.duplicate_id == gid else g for g in plan.groups]
+        after_cancel = await verify(c, plan, backup_dir=backup)
+        await execute(c, plan, ExecuteOptions(backup_dir=backup))
+        after_rerun = await verify(c, plan, backup_dir=backup)
+    for rep in (after_cancel, after_rerun):
+        assert [f.severity for f in rep.findings if f.duplicate_id == gid and f.field == "execute"] == ["anomaly"]
+    assert "run execute again to finish" in next(
+        f.message for f in after_cancel.anomalies if f.duplicate_id == gid)
+    assert "started this group but did not finish it" in next(
+        f.message for f in after_rerun.anomalies if f.duplicate_id == gid)

@@ -369,10 +369,15 @@ def execution_records(
         st = states.get(gid)
         if st is not None and st.done:
             out[gid] = GroupRecord("done", "", force, WinnerKept.from_json(st.winner_kept))
+        elif st is not None and st.started and not reported.get(gid, ("", ""))[1].endswith(_INTERRUPTED_END):
+            # Half done. A report that says the run stopped part way says so too (and what to
+            # do); any other (a later run that skipped it as its plan asked) does not count.
+            why = "execute started this group but did not finish it"
+            if gid in reported and reported[gid][1]:
+                why += f" (the last report: {reported[gid][0]}, {reported[gid][1]})"
+            out[gid] = GroupRecord("failed", why, force)
         elif gid in reported and reported[gid][0] in ("skipped", "failed"):
             out[gid] = GroupRecord(reported[gid][0], reported[gid][1], force)
-        elif st is not None and st.started:
-            out[gid] = GroupRecord("failed", "execute started this group but did not finish it", force)
     return out
 
 
@@ -595,9 +600,6 @@ def _name(group: GroupPlan, asset_id: str) -> str:
 _INTERRUPTED_END = "run again to resume"
 """How execute's reason ends for a group a cancelled or stopped run did not finish (its cancel
 reasons and ``_Stop.group_reason``); "not reached" and no reason are such groups too."""
-_EXTERNAL_REFUSED = "in an external library: not deleted unless allowed in review"
-"""The end of execute's reasons for a loser in an external library (``SKIPPED_EXTERNAL``, and
-the re-check's for a loser the server shows in one)."""
 _PLAN_REASONS = (
     SKIPPED_UNREVIEWED,
     "needs review and was not reviewed (--skip-review)",  # SKIPPED_UNREVIEWED of older versions
@@ -612,24 +614,23 @@ SkipKind = Literal["on_purpose", "interrupted", "plan_changed", "left_alone"]
 def skip_kind(g: GroupPlan, reason: str) -> SkipKind:
     """Why execute's records call group ``g`` skipped, for verify of this version of the plan.
 
+    * interrupted: a cancelled or stopped run did not get to finish it, or did not reach it
+      (whatever this plan says of the group: that run may have left it half done);
     * on_purpose (a note): this plan leaves the group alone whatever the server says
-      (``left_alone``: action skip, not reviewed, an external-library loser not allowed), or
-      execute found a loser in an external library and this plan does not allow deleting it;
-    * interrupted: a cancelled or stopped run did not get to finish it, or did not reach it;
+      (``left_alone``: action skip, not reviewed, an external-library loser not allowed);
     * plan_changed: execute left it alone as the plan of that run asked, but this version of
       the plan asks for it (reviewed since);
     * left_alone: execute left it alone because the server no longer matched the plan (the
-      group or a member changed, the winner is gone or trashed, an unreadable answer).
+      group or a member changed, the winner is gone or trashed, a loser the server shows in an
+      external library, an unreadable answer).
 
     All but on_purpose are anomalies: the group is not as the plan says.
     """
+    if not reason or reason == "not reached" or reason.endswith(_INTERRUPTED_END):
+        return "interrupted"  # first: a run that stopped part way may have left it half done
     if left_alone(g) is not None:
         return "on_purpose"
-    if reason.endswith(_EXTERNAL_REFUSED) and g.action is Action.RESOLVE and not g.allow_external_delete:
-        return "on_purpose"
-    if not reason or reason == "not reached" or reason.endswith(_INTERRUPTED_END):
-        return "interrupted"
-    if reason in _PLAN_REASONS or reason.endswith(_EXTERNAL_REFUSED):
+    if reason in _PLAN_REASONS:
         return "plan_changed"
     return "left_alone"
 
