@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -10,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from immich_dupes.analysis.decide import accept
+from immich_dupes.analysis.decide import accept, set_source
 from immich_dupes.analysis.plan import Action, GroupPlan, Plan
 from immich_dupes.analysis.timezones import offset_minutes
+from immich_dupes.commands.restore import render_keepers
 from immich_dupes.engine.analyze import analyze
-from immich_dupes.engine.backup import BackupError, BackupStore
+from immich_dupes.engine.backup import BackupError, BackupHeader, BackupStore, GroupManifest
 from immich_dupes.engine.execute import ExecuteOptions, execute
 from immich_dupes.engine.restore import RestoreReport, read_mapping, restore
 from immich_dupes.engine.verify import WrongServer
@@ -427,3 +429,70 @@ async def test_restore_removes_what_a_killed_runs_atomic_writes_left_and_a_dry_r
         assert stale.exists()
         await restore(c, backup)
     assert not stale.exists()
+
+
+# --------------------------------------------------------------------------- keepers
+
+
+async def test_restore_lists_the_keepers_own_values_execute_wrote_over(tmp_path: Path) -> None:
+    """Restore brings back losers, not the keepers' values: where the review took a loser's
+    description or GPS over the keeper's own, the backup keeps what the keeper held and restore
+    says it (output and record); a value the keeper lacked and got is not listed."""
+    fake = FakeImmich(library="sample", profile="v3")
+    backup = tmp_path / "b"
+    async with connected(fake) as c:
+        plan = await analyze(c)
+        sunset = group_of(plan, "s16_large_sunset.jpg")
+        berlin = group_of(plan, "s02_large_berlin.jpg")
+        nodesc = group_of(plan, "s04_large_nodesc.jpg")
+        own_description = sunset.winner_asset.description
+        own_gps = (berlin.winner_asset.latitude, berlin.winner_asset.longitude)
+        assert own_description
+        assert None not in own_gps
+        chosen = {
+            sunset.duplicate_id: set_source(sunset, "description", sunset.losers[0]),
+            berlin.duplicate_id: set_source(berlin, "gps", berlin.losers[0]),
+        }
+        plan.groups = [accept(chosen.get(g.duplicate_id, g)) for g in plan.groups]
+        rep = await execute(c, plan, ExecuteOptions(backup_dir=backup))
+        assert rep.failed == 0
+        assert fake.asset(sunset.winner)["exifInfo"]["description"] != own_description
+        dry = await restore(c, backup, dry_run=True)
+        back = await restore(c, backup)
+    lat, lon = own_gps
+    assert lat is not None
+    assert lon is not None
+    for r in (dry, back):
+        listed = {(k.winner_id, k.field): k.before for k in r.keepers}
+        assert listed[(sunset.winner, "description")] == own_description
+        assert listed[(berlin.winner, "GPS")] == f"{lat:.6f}, {lon:.6f}"
+        assert (nodesc.winner, "description") not in listed  # it had none of its own
+    # restore did not change the keeper: the listed value is information, not an action
+    assert fake.asset(sunset.winner)["exifInfo"]["description"] != own_description
+    assert back.record_file is not None
+    record = json.loads(back.record_file.read_text())
+    assert {"winner_id": sunset.winner, "field": "description", "before": own_description}.items() <= next(
+        k for k in record["keepers_written_over"] if k["winner_id"] == sunset.winner).items()
+    text = "\n".join(render_keepers(back))
+    assert f"description was {own_description!r}" in text
+    assert "does not change keepers" in text
+
+
+def test_a_manifest_written_before_keepers_were_kept_still_verifies(tmp_path: Path) -> None:
+    """Manifests of earlier versions have no ``winner``: their content hash leaves it out."""
+    gid, wid = "0f7a5a3e-1111-4c8e-9a0b-000000000001", "0f7a5a3e-2222-4c8e-9a0b-000000000002"
+    header = BackupHeader(server_url="http://h/api", user_id="u", plan_sha256="x", created_at=datetime.now(UTC))
+    store = BackupStore.open_or_create(tmp_path / "b", header)
+    m = GroupManifest(duplicate_id=gid, winner_id=wid, mode="trash", losers=[])
+    body = m.model_dump(mode="json", exclude={"integrity", "winner"})
+    body["integrity"] = hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    ).hexdigest()
+    path = store.manifest_path(gid)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(body))
+    got = store.read_manifest(gid)
+    assert got is not None
+    assert got.winner is None
+    with_winner = m.model_copy(update={"winner": {"id": wid}})
+    assert with_winner.content_sha256() != got.content_sha256()

@@ -54,6 +54,26 @@ def render_line(a: RestoreAction, dry_run: bool) -> str:
     return f"{label:<24} {a.file_name} ({a.asset_id}{new}){detail}"
 
 
+KEEPERS_SHOWN = 10
+
+
+def render_keepers(rep: RestoreReport) -> list[str]:
+    """The keepers' own values execute wrote over: restore leaves keepers as they are."""
+    if not rep.keepers:
+        return []
+    n = len({k.winner_id for k in rep.keepers})
+    lines = [
+        f"{n} keeper(s) still hold values execute wrote over their own (restore brings back the"
+        " losers, it does not change keepers); what each held before:"
+    ]
+    for k in rep.keepers[:KEEPERS_SHOWN]:
+        lines.append(f"  {k.file_name} ({k.winner_id}): {k.field} was {k.before!r}")
+    if len(rep.keepers) > KEEPERS_SHOWN:
+        where = f" in {rep.record_file}" if rep.record_file is not None else " in the restore record"
+        lines.append(f"  … and {len(rep.keepers) - KEEPERS_SHOWN} more{where} (keepers_written_over)")
+    return lines
+
+
 def render_summary(rep: RestoreReport) -> str:
     head = "restore (dry run)" if rep.dry_run else "restore"
     return (
@@ -88,7 +108,8 @@ async def run_restore(
             except ValueError as e:
                 raise UsageError(str(e)) from None
             if not args.dry_run:
-                question = f"Restore up to {count} assets from {backup} to {client.base_url}?"
+                question = (f"Restore up to {count} assets from {backup} to {client.base_url}?"
+                            " (the keepers stay as execute left them)")
                 if not await asyncio.to_thread(confirm, question, args.yes):
                     raise _Declined()
             try:
@@ -115,6 +136,14 @@ def run(args: argparse.Namespace, transport: httpx.AsyncBaseTransport | None = N
             return EXIT_FAILED
         for a in rep.actions:
             sys.stdout.write(terminal_safe(render_line(a, rep.dry_run)) + "\n")
+        for line in render_keepers(rep):
+            sys.stdout.write(terminal_safe(line) + "\n")
+        if rep.count("from_trash") and not rep.dry_run:
+            sys.stdout.write(
+                "Immich no longer lists these copies as duplicates (execute cleared that): to find"
+                " them again, run Immich's Duplicate Detection job on all assets (Administration →"
+                " Jobs), then analyze\n"
+            )
         sys.stdout.write(terminal_safe(render_summary(rep)) + "\n")
         if rep.record_file is not None:
             sys.stdout.write(f"record written to {rep.record_file}\n")

@@ -181,11 +181,17 @@ class GroupManifest(_Model):
     winner_id: str = Field(pattern=UUID_PATTERN)
     mode: Literal["trash", "force"]
     losers: list[ManifestAsset]
+    winner: dict[str, Any] | None = None
+    """The winner's AssetResponseDto JSON as the server sent it right before execute changed
+    it: its own GPS, date, time zone and description, which consolidation writes over where the
+    review took another copy's. Restore brings back losers, not these: it lists them. None in
+    manifests of versions before it was kept (left out of their content hash)."""
     integrity: str = ""
     """SHA-256 (hex) of this manifest without this field; set on write, checked on read."""
 
     def content_sha256(self) -> str:
-        body = self.model_dump(mode="json", exclude={"integrity"})
+        exclude = {"integrity"} if self.winner is not None else {"integrity", "winner"}
+        body = self.model_dump(mode="json", exclude=exclude)
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -1276,6 +1276,7 @@ class _Runner:
             winner_id=w.g.winner,
             mode="force" if self.options.force else "trash",
             losers=losers,
+            winner=w.raw.get(w.winner.id) or w.winner.model_dump(mode="json"),
         )
 
     async def write_manifests(self, works: Sequence[_Work]) -> None:

@@ -45,6 +45,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from immich_dupes.analysis.geo import haversine_m
 from immich_dupes.analysis.plan import UUID_PATTERN, atomic_write_text
 from immich_dupes.analysis.timezones import local_iso_with_offset, offset_minutes
@@ -56,6 +58,7 @@ from immich_dupes.engine.backup import (
     verify_file,
 )
 from immich_dupes.engine.events import Event, Reporter, ignore
+from immich_dupes.engine.execute import load_states
 from immich_dupes.engine.verify import FATAL as _FATAL
 from immich_dupes.engine.verify import check_binding, compare_date, read_asset
 from immich_dupes.immich.client import ImmichClient
@@ -96,8 +99,26 @@ class RestoreAction:
 
 
 @dataclass
+class KeeperValue:
+    """A keeper's own value that execute wrote over with another copy's, as the review chose.
+
+    Restore brings back the losers; it does not change keepers (their values may have been
+    edited since, and Immich changes some itself). This says what the keeper held before, from
+    the manifest's snapshot of it, so nothing is lost: set it back in Immich if wanted."""
+
+    duplicate_id: str
+    winner_id: str
+    file_name: str
+    field: Literal["GPS", "date", "description"]
+    before: str
+    """The keeper's value before execute, as a person reads it."""
+
+
+@dataclass
 class RestoreReport:
     actions: list[RestoreAction] = field(default_factory=list)
+    keepers: list[KeeperValue] = field(default_factory=list)
+    """Keepers' own values execute wrote over (see ``keepers_written_over``)."""
     dry_run: bool = False
     record_file: Path | None = None
     """``restore-<time>.json`` written by this run (None in a dry run)."""
@@ -115,6 +136,7 @@ class RestoreReport:
             "failed": self.failed,
             "counts": {k: self.count(k) for k in ("from_trash", "reupload", "already_present", "failed")},
             "actions": [asdict(a) for a in self.actions],
+            "keepers_written_over": [asdict(k) for k in self.keepers],
         }
 
 
@@ -289,6 +311,39 @@ def _write_record(root: Path, mapping: dict[str, str], pending: set[str], rep: R
     body["integrity"] = _record_sha256(body)
     atomic_write_text(p, json.dumps(body, indent=1, ensure_ascii=False))
     return p
+
+
+# --------------------------------------------------------------------------- keepers
+
+
+def keepers_written_over(store: BackupStore) -> list[KeeperValue]:
+    """Each keeper value execute wrote over: the group's journal says execute wrote GPS, a date
+    or a description onto its keeper (``consolidated``), and the manifest's snapshot of the
+    keeper (``GroupManifest.winner``, kept from this version on) shows it had one of its own.
+    A value the keeper lacked and got from a loser is not listed: nothing of its own was lost."""
+    states = load_states(store.journal.entries())
+    out: list[KeeperValue] = []
+    for m in store.manifests():
+        st = states.get(m.duplicate_id)
+        if m.winner is None or st is None or not st.consolidated:
+            continue
+        try:
+            before = Asset.model_validate(m.winner)
+        except ValidationError:
+            continue
+        e = before.exif
+        written = {c.split(" ", 1)[0] for c in st.changes}
+        found: list[tuple[Literal["GPS", "date", "description"], str]] = []
+        if "GPS" in written and e.latitude is not None and e.longitude is not None:
+            found.append(("GPS", f"{e.latitude:.6f}, {e.longitude:.6f}"))
+        if "date" in written and e.dateTimeOriginal is not None:
+            zone = f" ({e.timeZone})" if e.timeZone else ""
+            found.append(("date", e.dateTimeOriginal.isoformat() + zone))
+        if "description" in written and (e.description or "").strip():
+            found.append(("description", e.description or ""))
+        name = before.originalFileName or m.winner_id
+        out += [KeeperValue(m.duplicate_id, m.winner_id, name, f, v) for f, v in found]
+    return out
 
 
 # --------------------------------------------------------------------------- metadata to apply
@@ -907,6 +962,7 @@ async def _restore_locked(
     out = RestoreReport(dry_run=dry_run)
     report(Event("restore", f"{len(items)} assets in the backup", done=0, total=len(items)))
 
+    out.keepers = keepers_written_over(store)
     try:
         await run.classify(items)
         if not dry_run:
@@ -945,6 +1001,7 @@ async def _restore_locked(
 __all__ = [
     "DRY_RUN_PERMISSIONS",
     "RESTORE_PERMISSIONS",
+    "KeeperValue",
     "RestoreAction",
     "RestoreReport",
     "RestoreRecords",
