@@ -197,7 +197,7 @@ async def test_filters(plan_file: PlanFile, tmp_path: Path) -> None:
         assert lst.option_count == 4
         await pilot.press("v")
         assert flt(app) is Filter.DECIDED
-        assert lst.option_count == 3  # two safe ones + the accepted one
+        assert lst.option_count == 1  # the accepted one; the safe ones nobody confirmed are undecided
         await pilot.press("v")
         assert flt(app) is Filter.ALL
         assert lst.option_count == 5

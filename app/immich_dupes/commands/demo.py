@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         return serve(args)
     from immich_dupes.fake import FakeServer
     from immich_dupes.tui.app import make_app
+    from immich_dupes.tui.settings import load_keymap
 
     fake = _fake(args)
     if fake is None:
@@ -120,14 +121,17 @@ def run(args: argparse.Namespace) -> int:
         def client() -> ImmichClient:
             return ImmichClient(url, key, rate_limit=DEMO_RATE_LIMIT, concurrency=8)
 
+        keymap, keymap_warning = load_keymap()  # the user's keys, as in review
         app = make_app(
             plan_path,
             client_factory=client,
             image_protocol=args.image_protocol,
             backup_dir=backup,
             cache_dir=work / "thumbs",
+            keymap=keymap,
             plan=plan,
         )
+        app.keymap_warning = keymap_warning
         app.run()
     finally:
         server.stop()

@@ -18,6 +18,7 @@ from typing import Any
 
 from textual import work
 from textual.app import App
+from textual.binding import Binding
 from textual.content import Content
 from textual.screen import Screen
 from textual.widget import Widget
@@ -33,9 +34,11 @@ from immich_dupes.immich.errors import (
 from immich_dupes.tui import images, jobs
 from immich_dupes.tui.messages import ServerState
 from immich_dupes.tui.screens.confirm import ConfirmScreen, ExecuteConfirmScreen, PathScreen
+from immich_dupes.tui.screens.help import HelpScreen
 from immich_dupes.tui.screens.main import MainScreen
+from immich_dupes.tui.screens.preview import PreviewScreen
 from immich_dupes.tui.screens.run import Job, RunScreen
-from immich_dupes.tui.settings import ImageProtocol, ReviewSettings
+from immich_dupes.tui.settings import ImageProtocol, ReviewSettings, check_keymap
 from immich_dupes.tui.state import ReviewState
 from immich_dupes.tui.thumbs import Pictures, ThumbnailCache, default_cache_dir
 
@@ -82,8 +85,14 @@ class ReviewApp(App[int]):
         self._last_draw = time.monotonic()
         self._quit_unsaved = False
         self.keymap_warning = ""
-        if settings.keymap:
-            self.set_keymap(settings.keymap)
+        """Set by the caller when the keymap file itself was unusable (see load_keymap)."""
+        check = check_keymap(settings.keymap, keymap_scopes())
+        self.keys_by_id = check.keys
+        """Binding id → its keys as mapped now (help screen)."""
+        self.keymap_problems = check.warnings
+        """What the keymap breaks or ignores: told at start."""
+        if check.keymap:
+            self.set_keymap(check.keymap)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -96,6 +105,9 @@ class ReviewApp(App[int]):
         self.call_after_refresh(self._mark_first_frame)
         if self.keymap_warning:
             self.notify(self.keymap_warning, title="Keymap", severity="warning")
+        if self.keymap_problems:
+            self.notify("\n".join(self.keymap_problems), title="keymap.json", severity="warning",
+                        timeout=20)
         self.connect_server()
 
     def _mark_first_frame(self) -> None:
@@ -402,6 +414,21 @@ class ReviewApp(App[int]):
             )
 
         self._with_backup_dir("Restore", confirm)
+
+
+def keymap_scopes() -> dict[str, list[Binding]]:
+    """The remappable bindings of each screen (with those it inherits): a key is remapped
+    within one screen, where bindings can take it from each other."""
+    screens: list[type[Screen[Any]]] = [
+        MainScreen, HelpScreen, PreviewScreen, ConfirmScreen, ExecuteConfirmScreen, PathScreen, RunScreen,
+    ]
+    scopes: dict[str, list[Binding]] = {}
+    for screen in screens:
+        bindings: list[Binding] = []
+        for cls in reversed(screen.__mro__):
+            bindings += [b for b in vars(cls).get("BINDINGS", ()) if isinstance(b, Binding)]
+        scopes[screen.__name__] = bindings
+    return scopes
 
 
 def read_plan(path: Path) -> Plan:

@@ -21,12 +21,17 @@ UNDO_DEPTH = 500
 
 
 class Filter(StrEnum):
+    """Which groups the list shows. UNDECIDED and DECIDED split the plan in two (a person
+    decided a group with a, A, s, x or S, or not yet); NEEDS_REVIEW is the part of UNDECIDED
+    the analysis flagged for a person. A safe group nobody confirmed is UNDECIDED (execute
+    carries it out as analysed)."""
+
     NEEDS_REVIEW = "needs review"
-    """Flagged for a person and not reviewed yet: the to-do list."""
+    """Flagged for a person and not decided by one yet: the to-do list (``n`` walks it)."""
     UNDECIDED = "undecided"
-    """Not looked at by a person yet, flagged or not."""
+    """No person decided it yet, flagged or not (● and ○ in the list)."""
     DECIDED = "decided"
-    """Reviewed by a person, or needing no review: what execute will carry out."""
+    """A person decided it: accepted, skipped, not duplicates or stacked (✓ » ≠ ≡)."""
     ALL = "all"
 
 
@@ -45,7 +50,13 @@ class Status(StrEnum):
     STACK = "stack"
 
 
+UNDECIDED_STATUSES = frozenset({Status.NEEDS_REVIEW, Status.AUTO})
+"""No person decided these yet (● ○); every other status is a person's decision."""
+
+
 def group_status(g: GroupPlan) -> Status:
+    """The one status each group has: the filters, the title's count, the list's mark and
+    ``n`` all follow it, so they cannot disagree."""
     if g.action is Action.SKIP:
         return Status.SKIPPED
     if g.action is Action.KEEP_ALL:
@@ -59,13 +70,18 @@ def group_status(g: GroupPlan) -> Status:
     return Status.AUTO
 
 
+def needs_review(g: GroupPlan) -> bool:
+    """On the to-do list: flagged by the analysis and no person decided it yet."""
+    return group_status(g) is Status.NEEDS_REVIEW
+
+
 def matches(g: GroupPlan, flt: Filter) -> bool:
     if flt is Filter.NEEDS_REVIEW:
-        return g.needs_review and not g.reviewed
+        return needs_review(g)
     if flt is Filter.UNDECIDED:
-        return not g.reviewed
+        return group_status(g) in UNDECIDED_STATUSES
     if flt is Filter.DECIDED:
-        return g.decided
+        return group_status(g) not in UNDECIDED_STATUSES
     return True
 
 
@@ -84,7 +100,7 @@ def capture_date(g: GroupPlan) -> datetime | None:
 
 def _sort_key(sort: Sort, index: int, g: GroupPlan) -> tuple[float | int | str, ...]:
     if sort is Sort.CONFLICTS:
-        flagged = 0 if g.needs_review and not g.reviewed else 1
+        flagged = 0 if needs_review(g) else 1
         return (flagged, -blocking_conflicts(g), -len(g.review_reasons), index)
     if sort is Sort.BYTES:
         return (-g.bytes_freed, index)
@@ -128,7 +144,7 @@ class ReviewState:
     @classmethod
     def open(cls, plan: Plan, path: Path) -> ReviewState:
         """Start on the to-do list when there is one, else on everything."""
-        todo = any(g.needs_review and not g.reviewed for g in plan.groups)
+        todo = any(needs_review(g) for g in plan.groups)
         return cls(plan=plan, path=path, filter=Filter.NEEDS_REVIEW if todo else Filter.ALL)
 
     # ------------------------------------------------------------------ order
@@ -164,7 +180,7 @@ class ReviewState:
         for step in range(1, n + 1):
             p = (start + step) % n
             g = groups[self.order[p]]
-            if g.needs_review and not g.reviewed:
+            if needs_review(g):
                 return p
         return None
 

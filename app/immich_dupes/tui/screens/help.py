@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -14,10 +16,37 @@ from textual.widgets import Static
 from immich_dupes.tui.widgets.group_list import CODE_HELP, MARKS
 
 
-def help_text(rows: Sequence[tuple[str, str, str]], extra: Sequence[str]) -> Content:
-    """rows: (keys, what it does, binding id)."""
+def key_lines(rows: Sequence[tuple[str, str, str]], width: int | None = None) -> list[Content]:
+    """One line per key (keys, what it does, binding id) in columns; when ``width`` is too
+    narrow for that, the description wraps inside its column, under itself, and the id stays
+    on the first line (or, narrower still, goes under the description), never at the margin."""
     key_width = max((len(k) for k, _, _ in rows), default=8) + 2
     what_width = max((len(w) for _, w, _ in rows), default=40) + 2
+    id_width = max((len(b) for _, _, b in rows), default=12)
+    indent = 2 + key_width
+    if width is not None and indent + what_width + id_width > width:
+        what_width = width - indent - id_width - 2
+    three_columns = what_width >= 24
+    lines: list[Content] = []
+    for keys, what, binding_id in rows:
+        key_cell = (f"  {keys:<{key_width}}", "bold $warning")
+        id_cell = (binding_id, "$text-muted")
+        if three_columns:
+            parts = textwrap.wrap(what, what_width - 2) or [""]
+            lines.append(Content.assemble(key_cell, f"{parts[0]:<{what_width}}", id_cell))
+        else:  # too narrow for three columns: the id goes under the description
+            parts = textwrap.wrap(what, max(10, (width or 80) - indent)) or [""]
+            lines.append(Content.assemble(key_cell, parts[0]))
+        lines.extend(Content(" " * indent + part) for part in parts[1:])
+        if not three_columns:
+            lines.append(Content.assemble(" " * indent, id_cell))
+    return lines
+
+
+def help_text(
+    rows: Sequence[tuple[str, str, str]], extra: Sequence[str], width: int | None = None
+) -> Content:
+    """rows: (keys, what it does, binding id); ``width``: the columns the text has."""
     # the legends first, each mark on the one line: the keys are long and scroll
     lines: list[Content] = [Content.styled("Marks in the group list", "bold $accent")]
     marks: list[Content] = []
@@ -27,14 +56,7 @@ def help_text(rows: Sequence[tuple[str, str, str]], extra: Sequence[str]) -> Con
     lines.append(Content(f"  codes: {CODE_HELP}"))
     lines.append(Content(""))
     lines.append(Content.styled("Keys", "bold $accent"))
-    for keys, what, binding_id in rows:
-        lines.append(
-            Content.assemble(
-                (f"  {keys:<{key_width}}", "bold $warning"),
-                f"{what:<{what_width}}",
-                (binding_id, "$text-muted"),
-            )
-        )
+    lines.extend(key_lines(rows, width))
     lines.append(Content(""))
     lines.append(Content.styled("In the cards and the diff", "bold $accent"))
     lines.append(Content("  KEEP (green border) stays; TRASH (red border) is backed up, then moved to the trash."))
@@ -49,12 +71,31 @@ def help_text(rows: Sequence[tuple[str, str, str]], extra: Sequence[str]) -> Con
     lines.append(
         Content(
             "  Put a JSON object {binding id: \"keys\"} in ~/.config/immich-dupes/keymap.json,\n"
-            '  e.g. {"review.accept": "enter,a", "review.next_group": "j,down"}.'
+            '  e.g. {"review.accept": "enter,a", "review.next_group": "j,down"}.\n'
+            "  A key given to an action is taken from every other action of the same screen;\n"
+            "  the app says at start what the file takes away or does not understand."
         )
     )
     for line in extra:
         lines.append(Content(line))
     return Content("\n").join(lines)
+
+
+class HelpText(Static):
+    """The help, laid out again for the width it gets (a narrow terminal wraps the keys'
+    descriptions in their column instead of pushing the ids to the margin)."""
+
+    def __init__(self, rows: Sequence[tuple[str, str, str]], extra: Sequence[str], id: str) -> None:
+        super().__init__(help_text(rows, extra), id=id)
+        self.rows = rows
+        self.extra = extra
+        self._laid_out_for = 0
+
+    def on_resize(self, event: events.Resize) -> None:
+        width = self.content_region.width
+        if width > 0 and width != self._laid_out_for:
+            self._laid_out_for = width
+            self.update(help_text(self.rows, self.extra, width))
 
 
 class HelpScreen(ModalScreen[None]):
@@ -69,7 +110,7 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(classes="dialog help"):
             yield Static(Content.styled("immich-dupes review — help", "bold"), classes="dialog-title")
             with VerticalScroll(classes="dialog-body"):
-                yield Static(help_text(self.rows, self.extra), id="help-text")
+                yield HelpText(self.rows, self.extra, id="help-text")
             yield Static("Escape closes · ↑ ↓ PgUp PgDn scroll", classes="dialog-hint")
 
     def action_close(self) -> None:

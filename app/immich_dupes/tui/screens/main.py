@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, cast
 from PIL import Image as PILImage
 from textual import events, on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import ActiveBinding, Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
@@ -61,37 +61,40 @@ COPY_ACTIONS = frozenset({
 
 
 class MainScreen(Screen[None]):
-    """Keys act on the highlighted group and the focused asset (◆)."""
+    """Keys act on the highlighted group and the focused asset (◆).
+
+    Every binding is a priority binding: a key the user gives a review action (Enter, say)
+    reaches it even though the focused group list has its own use for that key."""
 
     BINDINGS = [
-        Binding("question_mark,f1", "help", "help", id="review.help"),
-        Binding("q", "quit", "quit", id="review.quit"),
-        Binding("j", "next_group", "next", id="review.next_group", group=_G_GROUP),
-        Binding("k", "prev_group", "previous group", id="review.prev_group", group=_G_GROUP),
-        Binding("n", "next_review", "review", id="review.next_review"),
-        Binding("h,left", "focus_asset(-1)", "previous asset", id="review.asset_left", group=_G_ASSET),
-        Binding("l,right", "focus_asset(1)", "next asset", id="review.asset_right", group=_G_ASSET),
-        Binding("w", "make_keeper", "keeper", id="review.make_keeper"),
-        Binding("t", "toggle_keep", "keep/trash", id="review.toggle_keep"),
-        Binding("g", "take('gps')", "GPS", id="review.source_gps", group=_G_SOURCE),
-        Binding("d", "take('datetime')", "date", id="review.source_date", group=_G_SOURCE),
-        Binding("e", "take('description')", "caption", id="review.source_description", group=_G_SOURCE),
-        Binding("a", "accept", "accept", id="review.accept"),
-        Binding("A", "accept_safe", "all safe", id="review.accept_safe"),
-        Binding("s", "skip", "skip", id="review.skip"),
-        Binding("x", "not_duplicates", "not dup", id="review.not_duplicates"),
-        Binding("S", "stack", "stack", id="review.stack"),
-        Binding("X", "external", "allow trashing external copies", id="review.external", show=False),
-        Binding("u,ctrl+z", "undo", "undo", id="review.undo"),
-        Binding("f,space", "preview", "view", id="review.preview"),
-        Binding("J", "scroll_fields(1)", "fields ↓", id="review.fields_down", show=False),
-        Binding("K", "scroll_fields(-1)", "fields ↑", id="review.fields_up", show=False),
-        Binding("v", "cycle_filter", "filter", id="review.filter"),
-        Binding("o", "cycle_sort", "sort", id="review.sort"),
-        Binding("ctrl+s", "save", "save", id="review.save", show=False),
-        Binding("E", "execute", "execute", id="review.execute"),
-        Binding("V", "verify", "verify", id="review.verify"),
-        Binding("R", "restore", "restore", id="review.restore"),
+        Binding("question_mark,f1", "help", "help", id="review.help", priority=True),
+        Binding("q", "quit", "quit", id="review.quit", priority=True),
+        Binding("j", "next_group", "next", id="review.next_group", priority=True, group=_G_GROUP),
+        Binding("k", "prev_group", "previous group", id="review.prev_group", priority=True, group=_G_GROUP),
+        Binding("n", "next_review", "review", id="review.next_review", priority=True),
+        Binding("h,left", "focus_asset(-1)", "previous asset", id="review.asset_left", priority=True, group=_G_ASSET),
+        Binding("l,right", "focus_asset(1)", "next asset", id="review.asset_right", priority=True, group=_G_ASSET),
+        Binding("w", "make_keeper", "keeper", id="review.make_keeper", priority=True),
+        Binding("t", "toggle_keep", "keep/trash", id="review.toggle_keep", priority=True),
+        Binding("g", "take('gps')", "GPS", id="review.source_gps", priority=True, group=_G_SOURCE),
+        Binding("d", "take('datetime')", "date", id="review.source_date", priority=True, group=_G_SOURCE),
+        Binding("e", "take('description')", "caption", id="review.source_description", priority=True, group=_G_SOURCE),
+        Binding("a", "accept", "accept", id="review.accept", priority=True),
+        Binding("A", "accept_safe", "all safe", id="review.accept_safe", priority=True),
+        Binding("s", "skip", "skip", id="review.skip", priority=True),
+        Binding("x", "not_duplicates", "not dup", id="review.not_duplicates", priority=True),
+        Binding("S", "stack", "stack", id="review.stack", priority=True),
+        Binding("X", "external", "allow trashing external copies", id="review.external", priority=True, show=False),
+        Binding("u,ctrl+z", "undo", "undo", id="review.undo", priority=True),
+        Binding("f,space", "preview", "view", id="review.preview", priority=True),
+        Binding("J", "scroll_fields(1)", "fields ↓", id="review.fields_down", priority=True, show=False),
+        Binding("K", "scroll_fields(-1)", "fields ↑", id="review.fields_up", priority=True, show=False),
+        Binding("v", "cycle_filter", "filter", id="review.filter", priority=True),
+        Binding("o", "cycle_sort", "sort", id="review.sort", priority=True),
+        Binding("ctrl+s", "save", "save", id="review.save", priority=True, show=False),
+        Binding("E", "execute", "execute", id="review.execute", priority=True),
+        Binding("V", "verify", "verify", id="review.verify", priority=True),
+        Binding("R", "restore", "restore", id="review.restore", priority=True),
     ]
 
     def __init__(self) -> None:
@@ -430,7 +433,11 @@ class MainScreen(Screen[None]):
         g = self.current
         if g is None or not self._all_copies_shown():
             return
-        self.asset_pos = (self.asset_pos + delta) % len(g.assets)
+        target = self.asset_pos + delta
+        if not 0 <= target < len(g.assets):  # no wrapping: the keeper is not one key from the last copy
+            self.notify("Last copy." if delta > 0 else "First copy.", timeout=2)
+            return
+        self.asset_pos = target
         self.render_group(g)
 
     # ------------------------------------------------------------------ edits
@@ -547,10 +554,13 @@ class MainScreen(Screen[None]):
             return
         names = ", ".join(a.file_name for a in external)
         body = Content.assemble(
-            "Allow moving these external-library copies to the Immich trash?\n\n",
+            "Allow deleting these external-library copies?\n\n",
             (names, "bold"),
-            "\n\nThey are backed up first. When the trash is emptied, Immich deletes the file "
-            "from the library folder if that folder is writable.",
+            "\n\nThey are files in a library folder on your own disk. Execute backs them up, then "
+            "moves them to the Immich trash (with f, permanent delete: deleted at once). When "
+            "Immich purges one, it deletes the file from the library folder if that folder is "
+            "writable. A restore from the backup brings such a copy back only as an ordinary "
+            "upload, not into its external library.",
         )
 
         def done(ok: bool | None) -> None:
@@ -610,22 +620,37 @@ class MainScreen(Screen[None]):
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(self.binding_rows(), self.rapp.help_extra()))
 
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """As Screen's, with this screen's keys in the order of BINDINGS and of their keys
+        (the footer's order): a key the group list also binds (←, Enter) would otherwise be
+        listed where the list has it, ahead of everything."""
+        active = super().active_bindings
+        rank: dict[tuple[str | None, str], int] = {}
+        for b in self.BINDINGS:
+            if isinstance(b, Binding) and b.id is not None:
+                for key in self.rapp.keys_by_id.get(b.id, ()):
+                    rank.setdefault((b.id, key), len(rank))
+        mine = sorted(
+            (item for item in active.items() if item[1].node is self),
+            key=lambda item: rank.get((item[1].binding.id, item[0]), len(rank)),
+        )
+        before = {k: v for k, v in active.items() if v.node is not self and v.node is not self.app}
+        after = {k: v for k, v in active.items() if v.node is self.app}
+        return {**before, **dict(mine), **after}
+
     def binding_rows(self) -> list[tuple[str, str, str]]:
-        """(keys as mapped now, description, binding id) for every key of this screen."""
-        keys: dict[str, list[str]] = {}
-        info: dict[str, tuple[str, str]] = {}
-        for key, active in self.active_bindings.items():
-            b = active.binding
-            if b.id is None or not b.id.startswith("review."):
+        """(keys as mapped now, description, binding id) for every key of this screen, in the
+        order of BINDINGS: from the keymap as applied, so a key the focused widget also uses
+        (Enter) and an action left without a key are listed too."""
+        rows: list[tuple[str, str, str]] = []
+        for b in self.BINDINGS:
+            if not isinstance(b, Binding) or b.id is None:
                 continue
-            keys.setdefault(b.id, []).append(self.app.get_key_display(b) or key)
-            info[b.id] = (b.description, b.id)
-        order = [b.id for b in self.BINDINGS if isinstance(b, Binding) and b.id in info]
-        return [
-            ("/".join(dict.fromkeys(keys[bid])), _LONG.get(bid, info[bid][0]), bid)
-            for bid in order
-            if bid is not None
-        ]
+            keys = self.rapp.keys_by_id.get(b.id, ())
+            shown = [self.app.get_key_display(Binding(key, b.action)) for key in keys]
+            rows.append(("/".join(dict.fromkeys(shown)) or "(no key)", _LONG.get(b.id, b.description), b.id))
+        return rows
 
     # ------------------------------------------------------------------ app-level actions
 
@@ -671,7 +696,7 @@ _LONG: dict[str, str] = {
     "review.preview": "full-size preview of the focused asset",
     "review.fields_down": "scroll the field table down (when it does not fit)",
     "review.fields_up": "scroll the field table up",
-    "review.filter": "filter: needs review → undecided → decided → all",
+    "review.filter": "filter: needs review → undecided (nobody decided) → decided (a s x S A) → all",
     "review.sort": "sort: conflicts first → bytes saved → date",
     "review.save": "save the plan now (also saved on quit and every 30 s)",
     "review.execute": "execute the plan (asks first: backup, then trash)",

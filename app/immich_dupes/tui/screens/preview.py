@@ -97,7 +97,11 @@ class PreviewScreen(ModalScreen[int]):
             self._note.display = True
 
     def action_step(self, delta: int) -> None:
-        self.position = (self.position + delta) % len(self.assets)
+        target = self.position + delta
+        if not 0 <= target < len(self.assets):  # stops at the ends, as in the main screen
+            self.notify("Last copy." if delta > 0 else "First copy.", timeout=2)
+            return
+        self.position = target
         self.show_asset()
 
     def action_close(self) -> None:
