@@ -1,7 +1,8 @@
 """The command line: parse, call the engine, print. Thin by design.
 
 Exit codes: 0 done and verified; 1 some items failed or verify found anomalies; 2 bad usage or
-bad input (nothing was sent to the server); 3 cannot reach or authenticate.
+bad input (nothing was sent to the server), or a confirmation answered no (nothing was
+changed); 3 cannot reach or authenticate.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from immich_dupes import __version__
 
@@ -18,14 +19,78 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CONNECT = 3
+EXIT_DECLINED = EXIT_USAGE
+"""A confirmation answered no: nothing failed and nothing was changed, so not 1 ("some items
+failed"); the same code as the refusal to act with no terminal to ask on, the scripted case
+of the same missing confirmation, and not 0, so ``execute … && verify …`` stops there."""
 
 
 class UsageError(Exception):
     """Bad usage or bad input: exit 2, one line, nothing sent to the server."""
 
 
+def _twice(action: argparse.Action) -> str:
+    # The values are not repeated: one may be an API key, or a URL with a password in it.
+    return f"{'/'.join(action.option_strings)} given twice with different values: give it once"
+
+
+class _StoreOnce(argparse._StoreAction):
+    """An option that takes a value, given twice in one command line with different values, is
+    a usage error naming it (argparse lets the last one win: ``-b b1 execute … -b b2`` backed up
+    into b2). The same value twice is harmless and accepted."""
+
+    _last: tuple[argparse.Namespace, object] | None = None
+    """The namespace of the parse that set this option, and the value it set."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        if self._last is not None and self._last[0] is namespace and self._last[1] != values:
+            parser.error(_twice(self))
+        self._last = (namespace, values)
+        super().__call__(parser, namespace, values, option_string)
+
+
+if TYPE_CHECKING:
+    _SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:  # not subscriptable at run time
+    _SubParsers = argparse._SubParsersAction
+
+
+class _Commands(_SubParsers):
+    """The command, parsed into a namespace of its own whose values then replace the top
+    parser's: a server option before the command and again after it with another value is
+    refused by name, as ``_StoreOnce`` does within one parser."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        given = {a.dest: (a, getattr(namespace, a.dest, None)) for a in parser._actions
+                 if isinstance(a, _StoreOnce)}
+        super().__call__(parser, namespace, values, option_string)
+        for dest, (action, before) in given.items():
+            after = getattr(namespace, dest, None)
+            if before is not None and after != before:
+                parser.error(_twice(action))
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (no usage dump) and exits 2."""
+    """argparse that reports a usage error in one line (no usage dump) and exits 2, and refuses
+    an option given twice with different values (see ``_StoreOnce``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
+        self.register("action", "parsers", _Commands)
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")

@@ -135,7 +135,7 @@ def test_the_right_user_sees_the_preview_then_the_question(
     capsys.readouterr()
     code = cli(url, fake.api_key, plan, tmp_path / "b")
     _, err = capsys.readouterr()
-    assert code == 1
+    assert code == 2  # EXIT_DECLINED: nothing failed, nothing changed
     assert asked.questions == ["Back up the losers and move them to the trash?"]
     assert "group(s) to resolve" in err
     assert "nothing done" in err

@@ -98,7 +98,7 @@ def test_review_without_a_key_opens_offline(
     assert review.run(args) == 0
     app: ReviewApp = seen["app"]
     assert app.client_factory is None
-    assert "1 groups still need review" in capsys.readouterr().err
+    assert "1 group still needs review" in capsys.readouterr().err
 
 
 def test_review_never_sends_the_key_to_a_server_named_only_by_the_plan(

@@ -16,10 +16,11 @@ from tui_plans import asset, build_plan
 from immich_dupes.analysis import decide
 from immich_dupes.analysis.plan import Action
 from immich_dupes.engine.execute import ExecutePreview, ExecuteReport, GroupOutcome
+from immich_dupes.engine.restore import KeeperValue, RestoreReport
 from immich_dupes.immich.client import ImmichClient
 from immich_dupes.tui import format as F
 from immich_dupes.tui import images
-from immich_dupes.tui.jobs import describe_execute, summarize_execute
+from immich_dupes.tui.jobs import describe_execute, summarize_execute, summarize_restore
 from immich_dupes.tui.screens.run import PhaseState, eta_text
 from immich_dupes.tui.state import Filter, ReviewState, Sort, Status, group_status, is_safe
 from immich_dupes.tui.thumbs import Pictures, ThumbnailCache, cache_key
@@ -45,7 +46,7 @@ def test_filters_and_statuses(tmp_path: Path) -> None:
     for flt, expected in [
         (Filter.NEEDS_REVIEW, [0]),
         (Filter.UNDECIDED, [0, 1]),
-        (Filter.DECIDED, [1, 2]),
+        (Filter.DECIDED, [2]),  # the safe group nobody confirmed is undecided, not decided
         (Filter.ALL, [0, 1, 2]),
     ]:
         st.filter = flt
@@ -211,6 +212,25 @@ def test_execute_texts_count_one_in_the_singular() -> None:
     assert "1 group dismissed as not duplicates" in text
 
 
+def test_execute_confirmation_names_the_external_copies_it_deletes() -> None:
+    """Walkthrough 4b: with f (permanent delete) and a copy allowed with X, the dialog said
+    nothing of the file on the user's disk, nor that restore brings it back as an upload."""
+    pv = ExecutePreview(groups_to_resolve=14, groups_to_dismiss=0, groups_to_stack=0, groups_skipped=0,
+                        losers=15, bytes_to_backup=1_000, backup_dir=Path("/b"), force=True,
+                        unreviewed=0, external_losers=1)
+    text = describe_execute(pv, "http://h/api", "").plain
+    assert ("PERMANENTLY DELETED (not the trash: only the backup can bring them back).\n"
+            "  1 of them is an external-library copy: Immich deletes its file from the library "
+            "folder on your disk now") in text
+    assert "restore brings such a copy back only as an ordinary upload, not into its external library" in text
+    pv.force, pv.external_losers = False, 2
+    text = describe_execute(pv, "http://h/api", "").plain
+    assert ("2 of them are external-library copies: when the trash is emptied, Immich deletes their "
+            "files from the library folder on your disk") in text
+    pv.external_losers = 0
+    assert "external" not in describe_execute(pv, "http://h/api", "").plain
+
+
 def test_execute_summary_counts_groups_done_before_apart() -> None:
     """Run again after a restore: this run did nothing, whatever the earlier one trashed."""
     rep = ExecuteReport(outcomes=[
@@ -352,3 +372,15 @@ def test_read_plan_refuses_what_load_plan_refuses(tmp_path: Path) -> None:
         path.write_text(json.dumps(broken))
         with pytest.raises(PlanError):
             read_plan(path)
+
+
+def test_restore_summary_lists_the_keepers_values_execute_wrote_over() -> None:
+    rep = RestoreReport(keepers=[
+        KeeperValue("g1", "w1", "sunset.jpg", "description", "Sunset over the bay"),
+        KeeperValue("g1", "w1", "sunset.jpg", "GPS", "52.520000, 13.405000"),
+    ])
+    text = summarize_restore(rep).plain
+    assert "execute wrote over 2 values of their own on 1 keeper" in text
+    assert "sunset.jpg: description was 'Sunset over the bay'" in text
+    assert "sunset.jpg: GPS was '52.520000, 13.405000'" in text
+    assert "wrote over" not in summarize_restore(RestoreReport()).plain

@@ -463,8 +463,20 @@ def consolidate(group: GroupPlan, ranked: Sequence[PlanAsset] | None = None) -> 
     return Consolidated(**v)
 
 
+def held_for_external(group: GroupPlan) -> bool:
+    """Whether execute leaves ``group`` as it is because a loser is an external-library copy
+    that no person allowed deleting in review (``engine.execute.left_alone``)."""
+    return (
+        group.action is Action.RESOLVE
+        and not group.allow_external_delete
+        and any(group.asset(i).is_external for i in group.losers)
+    )
+
+
 def _bytes_freed(group: GroupPlan) -> int:
-    if group.action is not Action.RESOLVE:
+    """What execute frees as the plan stands: the losers' originals of a resolved group; nothing
+    for a group it leaves alone for an external-library loser (until allowed in review)."""
+    if group.action is not Action.RESOLVE or held_for_external(group):
         return 0
     return sum(group.asset(i).file_size or 0 for i in group.losers)
 

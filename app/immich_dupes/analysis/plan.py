@@ -212,6 +212,9 @@ class GroupPlan(_Strict):
     allow_external_delete: bool = False
     """Trash external-library losers too: only ever set by a person in review."""
     bytes_freed: int = Field(default=0, ge=0)
+    """The losers' bytes execute would free as the plan stands: 0 when it removes none (an action
+    other than resolve, or an external-library loser not allowed: ``decide.held_for_external``).
+    A plan written by an earlier build counted those losers too; an edit of the group recounts."""
     note: ShortText = ""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=False)

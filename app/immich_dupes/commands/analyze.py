@@ -11,12 +11,13 @@ from pathlib import Path
 
 import httpx
 
+from immich_dupes.analysis.decide import held_for_external
 from immich_dupes.analysis.plan import Plan, PlanSettings, save_plan
 from immich_dupes.cli import EXIT_FAILED
 from immich_dupes.commands.common import ProgressPrinter, errors_to_exit, make_client
 from immich_dupes.engine.analyze import ANALYZE_PERMISSIONS, analyze
 from immich_dupes.engine.events import Event
-from immich_dupes.units import human_bytes
+from immich_dupes.units import counted, human_bytes
 
 
 def summary(plan: Plan) -> str:
@@ -24,10 +25,17 @@ def summary(plan: Plan) -> str:
     for g in plan.groups:
         for r in g.review_reasons:
             reasons[r.value] += 1
+    # What execute would free as the plan stands (GroupPlan.bytes_freed): a group whose loser is
+    # an external-library copy is left alone until a person allows deleting it in review.
     freed = sum(g.bytes_freed for g in plan.groups)
+    held = sum(1 for g in plan.groups if held_for_external(g))
+    not_counted = (
+        f" (not counting {counted(held, 'group')} with an external-library copy among the losers:"
+        " left alone unless allowed in review)" if held else ""
+    )
     lines = [
-        f"{plan.total_groups} groups, {plan.total_assets} assets; "
-        f"{plan.needs_review_count} need review; {human_bytes(freed)} would be freed",
+        f"{counted(plan.total_groups, 'group')}, {counted(plan.total_assets, 'asset')}; "
+        f"{plan.needs_review_count} need review; {human_bytes(freed)} would be freed{not_counted}",
     ]
     for reason, n in reasons.most_common():
         lines.append(f"  needs review: {reason.replace('_', ' ')}: {n}")
@@ -63,7 +71,7 @@ async def run_analyze(
     text = summary(plan)
     if left_out:
         text += (
-            f"\n  left out: {left_out} group{'' if left_out == 1 else 's'} the plan cannot hold, as the "
+            f"\n  left out: {counted(left_out, 'group')} the plan cannot hold, as the "
             "warnings above say; Immich keeps them as they are"
         )
     return text, left_out

@@ -164,7 +164,9 @@ class ProgressPrinter:
 
 
 def confirm(question: str, assume_yes: bool, ask: Callable[[str], str] = input) -> bool:
-    """Ask on the terminal; with no terminal and no --yes, refuse rather than guess."""
+    """Ask on the terminal; with no terminal and no --yes, refuse rather than guess.
+
+    A command answered no stops with ``EXIT_DECLINED`` (2), as the refusal does."""
     if assume_yes:
         return True
     if not sys.stdin.isatty():

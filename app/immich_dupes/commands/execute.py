@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from immich_dupes.analysis.plan import Plan, load_plan
-from immich_dupes.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from immich_dupes.cli import EXIT_DECLINED, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from immich_dupes.commands.common import (
     ProgressPrinter,
     confirm,
@@ -61,9 +61,39 @@ def describe_preview(pv: ExecutePreview, dry_run: bool) -> str:
     lines.append(f"backups go to {pv.backup_dir}")
     if pv.force:
         lines.append("--force: losers are deleted permanently, not moved to the trash")
+    if pv.external_losers:
+        lines.append(external_warning(pv))
     if dry_run:
         lines.append("dry run: nothing will be changed on the server and no backup is written")
     return "\n".join(lines)
+
+
+def external_warning(pv: ExecutePreview) -> str:
+    """What happens to the external-library copies among the losers (allowed in review): files
+    on the user's own disk, which a restore cannot put back into their library."""
+    n = pv.external_losers
+    which = (f"{n} of the {pv.losers} loser(s) "
+             f"{'is an external-library copy' if n == 1 else 'are external-library copies'}")
+    files = "its file" if n == 1 else "their files"
+    back = "restore brings such a copy back only as an ordinary upload, not into its external library"
+    if pv.force:
+        return (f"EXTERNAL LIBRARY: {which}: Immich deletes {files} from the library folder on "
+                f"your disk now, if the folder is writable; {back}")
+    return (f"external library: {which}: when the trash is emptied, Immich deletes {files} from "
+            f"the library folder on your disk, if the folder is writable; after that, {back}")
+
+
+def question_for(pv: ExecutePreview) -> str:
+    """The confirmation question: it names the external-library files a run deletes for good."""
+    if not pv.force:
+        return "Back up the losers and move them to the trash?"
+    if pv.external_losers:
+        n = pv.external_losers
+        return (
+            f"Permanently delete the losers after backing them up, including {n} external-library "
+            f"file{'' if n == 1 else 's'} on your disk?"
+        )
+    return "Permanently delete the losers after backing them up?"
 
 
 def describe_report(rep: ExecuteReport, max_ids: int = 10) -> str:
@@ -161,13 +191,9 @@ async def run_execute(
         installed = False
         sys.stderr.write("\nimmich-dupes: stopping after the current step (Ctrl-C again to abort)\n")
 
-    question = (
-        "Permanently delete the losers after backing them up?"
-        if options.force
-        else "Back up the losers and move them to the trash?"
-    )
     async with make_client(args, transport) as client:
         pv = preflight(plan, options, client.base_url)
+        question = question_for(pv)
         if not options.dry_run and not args.yes and not sys.stdin.isatty():
             confirm(question, False)  # nothing to ask on: refused (exit 2) before any request
         # Server, user and key before the preview: nobody is asked to confirm a run that the
@@ -176,7 +202,7 @@ async def run_execute(
         sys.stderr.write(describe_preview(pv, options.dry_run) + "\n")
         if not options.dry_run and not confirm(question, bool(args.yes)):
             sys.stderr.write("immich-dupes: nothing done\n")
-            return EXIT_FAILED
+            return EXIT_DECLINED
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, on_sigint)
             installed = True

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from immich_dupes.cli import EXIT_FAILED, EXIT_OK, UsageError
+from immich_dupes.cli import EXIT_DECLINED, EXIT_FAILED, EXIT_OK, UsageError
 from immich_dupes.commands.common import (
     ProgressPrinter,
     confirm,
@@ -32,6 +32,7 @@ from immich_dupes.engine.restore import (
     restore,
 )
 from immich_dupes.engine.verify import check_binding
+from immich_dupes.units import counted
 
 _LABEL = {
     "from_trash": "restored from trash",
@@ -108,7 +109,7 @@ async def run_restore(
             except ValueError as e:
                 raise UsageError(str(e)) from None
             if not args.dry_run:
-                question = (f"Restore up to {count} assets from {backup} to {client.base_url}?"
+                question = (f"Restore up to {counted(count, 'asset')} from {backup} to {client.base_url}?"
                             " (the keepers stay as execute left them)")
                 if not await asyncio.to_thread(confirm, question, args.yes):
                     raise _Declined()
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace, transport: httpx.AsyncBaseTransport | None = N
             rep = asyncio.run(run_restore(args, transport))
         except _Declined:
             sys.stderr.write("restore: nothing done\n")
-            return EXIT_FAILED
+            return EXIT_DECLINED
         except OSError as e:  # the disk filled up while writing the record: one line, no traceback
             where = f": {e.filename}" if e.filename else ""
             sys.stderr.write(

@@ -73,5 +73,6 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"immich-dupes: the last decisions could not be saved to {path}\n")
         return 1
     todo = state.counts()[Status.NEEDS_REVIEW]
-    sys.stderr.write(f"decisions saved to {path}: {todo} groups still need review\n")
+    still = "1 group still needs" if todo == 1 else f"{todo} groups still need"
+    sys.stderr.write(f"decisions saved to {path}: {still} review\n")
     return EXIT_OK if app.return_code in (None, 0) else int(app.return_code)

@@ -139,6 +139,11 @@ class ExecutePreview:
     (``/duplicates`` never lists the hidden video assets) and asking the server would cost one
     request per video (minutes at the default 10 requests/s on a library of thousands).
     A motion video is typically about as big as its still."""
+    external_losers: int = 0
+    """Of ``losers``, the external-library copies (allowed in review): files in a library folder
+    on the user's own disk, which Immich deletes when it purges them (at once with ``force``,
+    when the trash is emptied otherwise) if the folder is writable. A restore from the backup
+    brings such a copy back as an ordinary upload, not into its external library."""
 
 
 @dataclass
@@ -347,6 +352,7 @@ def preview(
     earlier run carried out in part with another version of them, which this run leaves
     alone (see ``preflight``)."""
     resolve = dismiss = stack = skipped = losers = size = done_before = videos = video_size = 0
+    external = 0
     for g in plan.groups:
         if g.duplicate_id in done:
             done_before += 1
@@ -355,6 +361,7 @@ def preview(
         elif g.action is Action.RESOLVE:
             resolve += 1
             losers += len(g.losers)
+            external += sum(1 for i in g.losers if g.asset(i).is_external)
             size += sum(g.asset(i).file_size or 0 for i in g.losers)
             live = _live_videos(g)
             videos += len(live)
@@ -376,6 +383,7 @@ def preview(
         groups_done_before=done_before,
         live_videos=videos,
         video_bytes_estimate=video_size,
+        external_losers=external,
     )
 
 

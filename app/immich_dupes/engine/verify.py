@@ -120,7 +120,8 @@ class VerifyReport:
         """The counts as one sentence; the parts add up to the groups checked and the plan's."""
         anomalies, notes = len(self.anomalies), len(self.notes)
         text = (
-            f"{self.groups_checked} groups checked: {self.groups_ok} as planned, "
+            f"{self.groups_checked} group{'' if self.groups_checked == 1 else 's'} checked: "
+            f"{self.groups_ok} as planned, "
             f"{self.groups_with_anomalies} with anomalies, {self.groups_not_executed} not executed, "
             f"{self.groups_skipped_by_execute} skipped by execute on purpose"
         )

@@ -17,11 +17,6 @@ def human_bytes(n: float | None) -> str:
     return NONE if n is None else units.human_bytes(n)
 
 
-def counted(n: int, noun: str, plural: str | None = None) -> str:
-    """``1 group``, ``2 groups``, ``0 copies`` (with ``plural`` given)."""
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"
-
-
 def dims(a: PlanAsset) -> str:
     return f"{a.width}×{a.height}" if a.width and a.height else "unknown size"
 
@@ -150,6 +145,11 @@ def _row(
     return DiffRow(key, label, tuple(values), differs, conflict, source, result, rule)
 
 
+def _from(position: int, keeper: int) -> str:
+    """The "how" of a value one copy supplies: the keeper's own, or taken from copy N."""
+    return "keeper" if position == keeper else f"from #{position + 1}"
+
+
 def diff_rows(g: GroupPlan) -> list[DiffRow]:
     assets = g.assets
     pos = {a.id: i for i, a in enumerate(assets)}
@@ -172,7 +172,7 @@ def diff_rows(g: GroupPlan) -> list[DiffRow]:
     if c.date_time_original is not None and dt_pos is not None:
         date_result = when(assets[dt_pos])
         zone_result = zone(assets[dt_pos])
-        rule = f"from #{dt_pos + 1}"
+        rule = _from(dt_pos, w)
     else:
         date_result, zone_result = when(winner), zone(winner)
         rule = "keeper" if dt_src is None or dt_src == g.winner else "unchanged"
@@ -194,7 +194,7 @@ def diff_rows(g: GroupPlan) -> list[DiffRow]:
     if c.latitude is not None and c.longitude is not None:
         src_asset = assets[gps_pos] if gps_pos is not None else winner
         gps_result = gps(src_asset)
-        gps_rule = f"from #{(gps_pos if gps_pos is not None else w) + 1}"
+        gps_rule = _from(gps_pos if gps_pos is not None else w, w)
     else:
         gps_result, gps_rule, gps_pos = NONE, "none", None
     rows.append(_row("gps", "GPS / place", gps_values, source=gps_pos, result=gps_result,
@@ -206,7 +206,7 @@ def diff_rows(g: GroupPlan) -> list[DiffRow]:
                      [short(a.description, 200) if a.description.strip() else NONE for a in assets],
                      source=desc_pos if c.description else None,
                      result=short(desc_result, 200),
-                     rule=f"from #{desc_pos + 1}" if desc_pos is not None and c.description else "none",
+                     rule=_from(desc_pos, w) if desc_pos is not None and c.description else "none",
                      conflict=ConflictType.DESCRIPTION in conflicts))
 
     cam_result = camera(winner)
@@ -240,7 +240,7 @@ def diff_rows(g: GroupPlan) -> list[DiffRow]:
     rows.append(_row("live", "live photo",
                      ["motion video" if a.live_photo_video_id else NONE for a in assets],
                      source=live_pos, result="motion video" if c.live_photo_video_id else NONE,
-                     rule=f"from #{live_pos + 1}" if live_pos is not None and live_pos != w else "keeper"))
+                     rule=_from(live_pos, w) if live_pos is not None else "keeper"))
     external_losers = any(a.is_external and a.id in g.losers for a in assets)
     if not external_losers:
         library_result = NONE

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from textual.content import Content
 
-from immich_dupes.tui.format import counted, human_bytes
+from immich_dupes.tui.format import human_bytes
+from immich_dupes.units import counted
 
 if TYPE_CHECKING:
     from immich_dupes.engine.execute import ExecutePreview, ExecuteReport
@@ -48,6 +49,9 @@ def describe_execute(pv: ExecutePreview, server: str, who: str) -> Content:
     else:
         parts.append(Content.assemble(("moved to the Immich trash", "bold $success"),
                                       " (restorable from the trash or the backup)"))
+    if pv.external_losers:
+        parts.append(Content(".\n  "))
+        parts.append(external_copies(pv))
     parts.append(Content(
         f".\n• {counted(pv.groups_to_dismiss, 'group')} dismissed as not duplicates, "
         f"{pv.groups_to_stack} stacked: nothing deleted.\n"
@@ -64,6 +68,25 @@ def describe_execute(pv: ExecutePreview, server: str, who: str) -> Content:
         "f switches between the trash and permanent delete · y executes · n cancels", "$text-muted"
     ))
     return Content("").join(parts)
+
+
+def external_copies(pv: ExecutePreview) -> Content:
+    """What happens to the external-library copies among the losers (allowed with X): files on
+    the user's own disk, which a restore cannot put back into their library."""
+    n = pv.external_losers
+    which = f"{n} of them {'is an external-library copy' if n == 1 else 'are external-library copies'}"
+    back = "restore brings such a copy back only as an ordinary upload, not into its external library"
+    if pv.force:
+        return Content.styled(
+            f"{which}: Immich deletes {'its file' if n == 1 else 'their files'} from the library "
+            f"folder on your disk now, if the folder is writable; {back}",
+            "bold $error",
+        )
+    return Content.styled(
+        f"{which}: when the trash is emptied, Immich deletes {'its file' if n == 1 else 'their files'} "
+        f"from the library folder on your disk, if the folder is writable; after that, {back}",
+        "bold $warning",
+    )
 
 
 def summarize_execute(rep: ExecuteReport) -> Content:
@@ -133,7 +156,7 @@ def summarize_verify(rep: VerifyReport) -> Content:
 def summarize_restore(rep: RestoreReport) -> Content:
     lines = [
         Content.styled(
-            f"Restore finished: {len(rep.actions)} assets" + (f", {rep.failed} failed" if rep.failed else ""),
+            f"Restore finished: {counted(len(rep.actions), 'asset')}" + (f", {rep.failed} failed" if rep.failed else ""),
             "bold $error" if rep.failed else "bold $success",
         ),
         Content(
@@ -145,12 +168,22 @@ def summarize_restore(rep: RestoreReport) -> Content:
         lines.append(Content(f"record: {rep.record_file}"))
     for a in [a for a in rep.actions if a.action == "failed"][:LIST_LIMIT]:
         lines.append(Content.styled(f"  ✗ {a.file_name}: {a.detail}", "$error"))
+    if rep.keepers:
+        keepers = len({k.winner_id for k in rep.keepers})
+        lines.append(Content.styled(
+            f"Keepers are not touched: execute wrote over {counted(len(rep.keepers), 'value')} of"
+            f" their own on {counted(keepers, 'keeper')}; what each held before:", "$warning"
+        ))
+        for k in rep.keepers[:LIST_LIMIT]:
+            lines.append(Content(f"  {k.file_name}: {k.field} was {k.before!r}"))
+        if len(rep.keepers) > LIST_LIMIT:
+            lines.append(Content(f"  … and {len(rep.keepers) - LIST_LIMIT} more (see the record)"))
     return Content("\n").join(lines)
 
 
 def describe_restore(backup_dir: Path, server: str, assets: int) -> Content:
     return Content.assemble(
-        "Bring back the ", (f"{assets} copies", "bold"), " recorded in ", (str(backup_dir), "bold"),
+        "Bring back the ", (counted(assets, "copy", "copies"), "bold"), " recorded in ", (str(backup_dir), "bold"),
         " on ", (server, "bold"), ":\n\n"
         "• copies still in the Immich trash are restored (same ids, faces and albums);\n"
         "• copies that were deleted for good are uploaded again from the backup, with their dates,\n"
