@@ -351,13 +351,7 @@ def execution_records(
     _warn_other_versions(backup_dir, plan, known, store.header.plan_sha256, acted, report)
 
     reported: dict[str, tuple[str, str]] = {}
-    for p in sorted(store.root.glob("report-*.json")):
-        try:
-            body = json.loads(p.read_bytes())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(body, dict) or body.get("dry_run"):
-            continue
+    for body in _run_records(store.root, "report-*.json"):
         for o in body.get("groups") or []:
             if isinstance(o, dict) and isinstance(o.get("duplicate_id"), str):
                 reported[o["duplicate_id"]] = (str(o.get("status", "")), str(o.get("reason", "")))
@@ -380,6 +374,18 @@ def execution_records(
         elif gid in reported and reported[gid][0] in ("skipped", "failed"):
             out[gid] = GroupRecord(reported[gid][0], reported[gid][1], force)
     return out
+
+
+def _run_records(root: Path, pattern: str) -> Iterator[dict[str, Any]]:
+    """The JSON records of finished runs (execute's reports, restore's records) in the backup
+    directory, oldest first; dry runs and what cannot be read are left out."""
+    for p in sorted(root.glob(pattern)):
+        try:
+            body = json.loads(p.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(body, dict) and not body.get("dry_run"):
+            yield body
 
 
 def open_backup_of(backup_dir: Path, plan: Plan) -> tuple[BackupStore, bool]:
@@ -430,13 +436,7 @@ def restored_by_restore(backup_dir: Path) -> dict[str, Restored]:
     depend on them, never a verdict turned good: read leniently, a record that cannot be read
     is left out (restore itself refuses an edited one)."""
     out: dict[str, Restored] = {}
-    for p in sorted(Path(backup_dir).glob("restore-*.json")):
-        try:
-            body = json.loads(p.read_bytes())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(body, dict) or body.get("dry_run"):
-            continue
+    for body in _run_records(Path(backup_dir), "restore-*.json"):
         when = ""
         made = body.get("created_at")
         if isinstance(made, str) and (d := _parse_iso(made)) is not None:
