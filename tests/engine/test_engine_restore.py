@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
+from journal_kill import Killed, kill_after
 
 from immich_dupes.analysis.decide import accept, set_source
 from immich_dupes.analysis.plan import Action, GroupPlan, Plan
@@ -475,7 +477,7 @@ async def test_restore_lists_the_keepers_own_values_execute_wrote_over(tmp_path:
         k for k in record["keepers_written_over"] if k["winner_id"] == sunset.winner).items()
     text = "\n".join(render_keepers(back))
     assert f"description was {own_description!r}" in text
-    assert "does not change keepers" in text
+    assert "Keepers are not touched" in text
 
 
 def test_a_manifest_written_before_keepers_were_kept_still_verifies(tmp_path: Path) -> None:
@@ -496,3 +498,95 @@ def test_a_manifest_written_before_keepers_were_kept_still_verifies(tmp_path: Pa
     assert got.winner is None
     with_winner = m.model_copy(update={"winner": {"id": wid}})
     assert with_winner.content_sha256() != got.content_sha256()
+
+
+class _LoseOneAnswer(httpx.AsyncBaseTransport):
+    """Forwards every request to the fake; the answer to the first one ``lose`` picks is lost
+    (a connection reset after the server acted on it)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, lose: Callable[[httpx.Request], bool]) -> None:
+        self.inner = inner
+        self.lose = lose
+        self.lost = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if not self.lost and self.lose(request):
+            self.lost += 1
+            await response.aread()
+            raise httpx.ReadError("connection reset", request=request)
+        return response
+
+
+async def test_a_keeper_value_written_by_a_run_whose_answer_was_lost_is_still_listed(
+    tmp_path: Path,
+) -> None:
+    """Review: the keeper's GPS update reached Immich but its answer was lost, so that run failed
+    the group before journaling what it wrote; the next run found the keeper already holding the
+    new value and wrote nothing. Restore must still list the keeper's own GPS."""
+    fake = FakeImmich(library="sample", profile="v3")
+    backup = tmp_path / "b"
+    async with connected(fake) as c:
+        plan = await analyze(c)
+    berlin = group_of(plan, "s02_large_berlin.jpg")
+    own = (berlin.winner_asset.latitude, berlin.winner_asset.longitude)
+    chosen = set_source(berlin, "gps", berlin.losers[0])
+    plan.groups = [accept(chosen if g.duplicate_id == berlin.duplicate_id else g) for g in plan.groups]
+
+    def keeper_gps(r: httpx.Request) -> bool:
+        return r.method == "PUT" and r.url.path == f"/api/assets/{berlin.winner}" and b"latitude" in r.content
+
+    lossy = _LoseOneAnswer(fake.transport(), keeper_gps)
+    async with ImmichClient(URL, fake.api_key, transport=lossy, rate_limit=10_000, max_retries=0) as c:
+        first = await execute(c, plan, ExecuteOptions(backup_dir=backup))
+    assert lossy.lost == 1
+    assert next(o for o in first.outcomes if o.duplicate_id == berlin.duplicate_id).status == "failed"
+    assert fake.asset(berlin.winner)["exifInfo"]["latitude"] != own[0]  # the write took effect
+    async with connected(fake) as c:
+        second = await execute(c, plan, ExecuteOptions(backup_dir=backup))
+        assert second.failed == 0
+        assert not any(ch.startswith("GPS") for o in second.outcomes
+                       if o.duplicate_id == berlin.duplicate_id for ch in o.changes)
+        rep = await restore(c, backup, dry_run=True)
+    lat, lon = own
+    assert lat is not None
+    assert lon is not None
+    listed = {(k.winner_id, k.field): k.before for k in rep.keepers}
+    assert listed[(berlin.winner, "GPS")] == f"{lat:.6f}, {lon:.6f}"
+
+
+def test_a_keeper_date_is_listed_in_its_local_time() -> None:
+    """The before value of a date reads as Immich's date field takes it: local time, offset."""
+    from immich_dupes.engine.restore import _local_date
+
+    instant = datetime(2016, 1, 15, 14, 0, tzinfo=UTC)
+    assert _local_date(instant, "Europe/Berlin") == "2016-01-15T15:00:00+01:00 (Europe/Berlin)"
+    assert _local_date(instant, None) == "2016-01-15T14:00:00+00:00"
+
+
+async def test_a_manifest_rebuilt_after_consolidation_keeps_no_snapshot_of_the_keeper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: a manifest missing on resume is written again from this run's listing, where
+    the keeper already holds what consolidation wrote: that is no "before", so none is kept."""
+    fake = FakeImmich(library="sample", profile="v3")
+    backup = tmp_path / "b"
+    async with connected(fake) as c:
+        plan = await analyze(c)
+        berlin = group_of(plan, "s02_large_berlin.jpg")
+        chosen = set_source(berlin, "gps", berlin.losers[0])
+        plan.groups = [accept(chosen if g.duplicate_id == berlin.duplicate_id else g) for g in plan.groups]
+        with monkeypatch.context() as m:
+            kill_after(m, "consolidated", berlin.duplicate_id)
+            with pytest.raises(Killed):
+                await execute(c, plan, ExecuteOptions(backup_dir=backup))
+        store = BackupStore.open_existing(backup)
+        first = store.read_manifest(berlin.duplicate_id)
+        assert first is not None
+        assert first.winner is not None  # written before consolidation: the keeper as it was
+        store.manifest_path(berlin.duplicate_id).unlink()
+        rep = await execute(c, plan, ExecuteOptions(backup_dir=backup))
+        assert rep.failed == 0
+        again = store.read_manifest(berlin.duplicate_id)
+        assert again is not None
+        assert again.winner is None

@@ -48,6 +48,7 @@ from typing import IO, Any, Literal, Protocol, TypeVar
 from pydantic import ValidationError
 
 from immich_dupes import __version__
+from immich_dupes.analysis import decide
 from immich_dupes.analysis.plan import Action, GroupPlan, Plan, PlanAlbum, PlanAsset, fsync_dir
 from immich_dupes.analysis.timezones import offset_minutes
 from immich_dupes.engine.analyze import album_membership
@@ -301,11 +302,7 @@ def _unreviewed(g: GroupPlan) -> bool:
 
 
 def _external_blocked(g: GroupPlan) -> bool:
-    return (
-        g.action is Action.RESOLVE
-        and not g.allow_external_delete
-        and any(g.asset(i).is_external for i in g.losers)
-    )
+    return decide.held_for_external(g)
 
 
 SKIPPED_UNREVIEWED = "needs review and was not reviewed"
@@ -565,6 +562,9 @@ class _State:
     backed_up: dict[str, _Backed] = field(default_factory=dict)
     manifest: bool = False
     consolidated: bool = False
+    consolidate_sent: list[str] = field(default_factory=list)
+    """Fields of the keeper a run was about to write (``consolidate_sent``, journaled before the
+    request: its answer may be lost while the write took effect)."""
     changes: list[str] = field(default_factory=list)
     winner_kept: dict[str, Any] = field(default_factory=dict)
     """From ``consolidated`` (and ``group_done``): the winner's own values execute kept."""
@@ -624,6 +624,9 @@ def load_states(entries: Iterable[dict[str, Any]]) -> dict[str, _State]:
                 states[gid].version = e["sha256"]
         elif kind == "manifest" and gid:
             states[gid].manifest = True
+        elif kind == "consolidate_sent" and gid:
+            sent = states[gid].consolidate_sent
+            sent += [str(f) for f in e.get("fields", []) if str(f) not in sent]
         elif kind == "consolidated" and gid:
             states[gid].consolidated = True
             states[gid].changes = [str(c) for c in e.get("changes", [])]
@@ -1418,9 +1421,12 @@ class _Runner:
         bulks: dict[str, tuple[dict[str, Any], list[_Work]]] = {}
         album_adds: dict[str, list[_Work]] = defaultdict(list)
         tag_adds: dict[str, list[_Work]] = defaultdict(list)
+        planned: list[tuple[_Work, list[str]]] = []
         for w in todo:
             fields, albums, tags, said = self.changes_for(w)
             w.outcome.changes = [*w.outcome.changes, *said]  # after the backup's notes
+            if fields:
+                planned.append((w, sorted(fields)))
             if any(k in fields for k in _SINGLE_ONLY):
                 singles.append((w, fields))
             elif fields:
@@ -1430,6 +1436,13 @@ class _Runner:
                 album_adds[al].append(w)
             for t in tags:
                 tag_adds[t].append(w)
+        # Journaled before the requests: which of each keeper's own fields are about to be
+        # written (restore lists the values they held; a lost answer may hide the write).
+        self.journal.append_many(
+            ("consolidate_sent", {"group": w.g.duplicate_id, "fields": names}) for w, names in planned
+        )
+        for w, names in planned:
+            w.st.consolidate_sent += [f for f in names if f not in w.st.consolidate_sent]
 
         async def single(w: _Work, fields: dict[str, Any]) -> None:
             path = f"/assets/{w.winner.id}"
@@ -1597,8 +1610,12 @@ class _Runner:
                 "the group's manifest is missing or damaged and a loser was already trashed; "
                 "nothing more trashed (its backup files are kept)"
             )
+        m = self.build_manifest(w)
+        if w.st.consolidated or w.st.consolidate_sent:
+            # The keeper may already hold what consolidation wrote: no snapshot of it as "before".
+            m = m.model_copy(update={"winner": None})
         try:
-            await asyncio.to_thread(store.write_manifest, self.build_manifest(w))
+            await asyncio.to_thread(store.write_manifest, m)
         except (OSError, BackupError, ValidationError) as e:
             if isinstance(e, OSError):
                 self.stop_on(e, gid)

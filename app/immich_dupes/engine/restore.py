@@ -316,6 +316,19 @@ def _write_record(root: Path, mapping: dict[str, str], pending: set[str], rep: R
 # --------------------------------------------------------------------------- keepers
 
 
+_SENT_FIELDS = {"latitude": "GPS", "longitude": "GPS", "dateTimeOriginal": "date", "description": "description"}
+"""Fields of a keeper update → the name ``KeeperValue.field`` gives them."""
+
+
+def _local_date(instant: datetime, zone: str | None) -> str:
+    """``2016-01-15T15:00:00+01:00 (Europe/Berlin)``: the local time as Immich's date field
+    takes it back, not the UTC instant next to a zone's name."""
+    minutes = offset_minutes(zone, instant) if zone else None
+    if minutes is None:
+        return instant.isoformat() + (f" ({zone})" if zone else "")
+    return local_iso_with_offset(instant, minutes) + f" ({zone})"
+
+
 def keepers_written_over(store: BackupStore) -> list[KeeperValue]:
     """Each keeper value execute wrote over: the group's journal says execute wrote GPS, a date
     or a description onto its keeper (``consolidated``), and the manifest's snapshot of the
@@ -332,13 +345,16 @@ def keepers_written_over(store: BackupStore) -> list[KeeperValue]:
         except ValidationError:
             continue
         e = before.exif
+        # What the journal says was written: the changes of the ``consolidated`` entry, and the
+        # fields a run was about to write (``consolidate_sent``): a write whose answer was lost
+        # took effect all the same, and the next run then found nothing left to write.
         written = {c.split(" ", 1)[0] for c in st.changes}
+        written |= {_SENT_FIELDS[f] for f in st.consolidate_sent if f in _SENT_FIELDS}
         found: list[tuple[Literal["GPS", "date", "description"], str]] = []
         if "GPS" in written and e.latitude is not None and e.longitude is not None:
             found.append(("GPS", f"{e.latitude:.6f}, {e.longitude:.6f}"))
         if "date" in written and e.dateTimeOriginal is not None:
-            zone = f" ({e.timeZone})" if e.timeZone else ""
-            found.append(("date", e.dateTimeOriginal.isoformat() + zone))
+            found.append(("date", _local_date(e.dateTimeOriginal, e.timeZone)))
         if "description" in written and (e.description or "").strip():
             found.append(("description", e.description or ""))
         name = before.originalFileName or m.winner_id
