@@ -271,7 +271,7 @@ def hoist_command_options(parser: argparse.ArgumentParser, argv: Sequence[str]) 
         else:
             theirs = _resolve(name, takes_value)
             if theirs is None:
-                parser.error(f"unrecognized arguments: {tok}")
+                parser.error(f"unrecognized arguments: {name}")  # not its value: it may be a key
             into, takes = moved, takes_value[theirs]
             moved_names.append(name)
         into.append(tok)

@@ -70,6 +70,14 @@ def test_an_unknown_option_before_the_command_is_named(capsys: pytest.CaptureFix
     assert "unrecognized arguments: --bogus" in err
 
 
+def test_a_misspelt_option_before_the_command_is_named_without_its_value(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = usage_error(capsys, "--api-kye=SECRET-KEY-123", "analyze", "-o", "y.json")
+    assert "unrecognized arguments: --api-kye" in err
+    assert "SECRET" not in err
+
+
 def test_another_commands_option_before_the_command_is_named(capsys: pytest.CaptureFixture[str]) -> None:
     err = usage_error(capsys, "--format", "json", "analyze", "-o", "y.json")
     assert "unrecognized arguments: --format json" in err

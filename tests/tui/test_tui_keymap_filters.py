@@ -12,6 +12,7 @@ from textual.content import Content
 from tui_plans import build_plan
 
 from immich_dupes.analysis import decide
+from immich_dupes.analysis.decide import set_action
 from immich_dupes.analysis.plan import Action, load_plan
 from immich_dupes.tui.app import ReviewApp, keymap_scopes, make_app
 from immich_dupes.tui.format import diff_rows
@@ -164,16 +165,20 @@ def test_filters_split_the_plan_and_agree_with_counts_and_n(tmp_path: Path) -> N
     assert seen == todo
 
 
-def test_a_hand_set_action_counts_as_decided(tmp_path: Path) -> None:
-    """A plan edited by hand (action set, reviewed not): its mark, filter and count agree."""
+def test_a_hand_set_action_on_a_flagged_group_still_needs_review(tmp_path: Path) -> None:
+    """A plan edited by hand (action set, reviewed not): execute still refuses it as not
+    reviewed, so the app lists it as needing review too; once a person decides, it is decided."""
     plan = build_plan(["gps"])
     g = plan.groups[0].model_copy(update={"action": Action.KEEP_ALL})
     assert not g.reviewed
     assert g.needs_review
-    assert group_status(g) is Status.NOT_DUPLICATES
-    assert matches(g, Filter.DECIDED)
-    assert not matches(g, Filter.UNDECIDED)
-    assert not matches(g, Filter.NEEDS_REVIEW)
+    assert group_status(g) is Status.NEEDS_REVIEW
+    assert matches(g, Filter.NEEDS_REVIEW)
+    assert matches(g, Filter.UNDECIDED)
+    assert not matches(g, Filter.DECIDED)
+    decided = set_action(g, Action.KEEP_ALL)
+    assert group_status(decided) is Status.NOT_DUPLICATES
+    assert matches(decided, Filter.DECIDED)
 
 
 # ---------------------------------------------------------------------- copies, how, help

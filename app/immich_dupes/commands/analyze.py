@@ -35,7 +35,7 @@ def summary(plan: Plan) -> str:
     )
     lines = [
         f"{counted(plan.total_groups, 'group')}, {counted(plan.total_assets, 'asset')}; "
-        f"{plan.needs_review_count} need review; {human_bytes(freed)} would be freed{not_counted}",
+        f"{plan.needs_review_count} need{'s' if plan.needs_review_count == 1 else ''} review; {human_bytes(freed)} would be freed{not_counted}",
     ]
     for reason, n in reasons.most_common():
         lines.append(f"  needs review: {reason.replace('_', ' ')}: {n}")

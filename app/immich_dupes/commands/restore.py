@@ -64,8 +64,8 @@ def render_keepers(rep: RestoreReport) -> list[str]:
         return []
     n = len({k.winner_id for k in rep.keepers})
     lines = [
-        f"{n} keeper(s) still hold values execute wrote over their own (restore brings back the"
-        " losers, it does not change keepers); what each held before:"
+        f"Keepers are not touched: execute wrote over {counted(len(rep.keepers), 'value')} of their"
+        f" own on {counted(n, 'keeper')} (restore brings back the losers); what each held before:"
     ]
     for k in rep.keepers[:KEEPERS_SHOWN]:
         lines.append(f"  {k.file_name} ({k.winner_id}): {k.field} was {k.before!r}")

@@ -59,14 +59,16 @@ def group_status(g: GroupPlan) -> Status:
     ``n`` all follow it, so they cannot disagree."""
     if g.action is Action.SKIP:
         return Status.SKIPPED
+    if g.needs_review and not g.reviewed:
+        # execute's own test (``execute._unreviewed``): a flagged group with an action set by
+        # hand in the plan file, not by a person in the app, is still to be reviewed
+        return Status.NEEDS_REVIEW
     if g.action is Action.KEEP_ALL:
         return Status.NOT_DUPLICATES
     if g.action is Action.STACK:
         return Status.STACK
     if g.reviewed:
         return Status.REVIEWED
-    if g.needs_review:
-        return Status.NEEDS_REVIEW
     return Status.AUTO
 
 
