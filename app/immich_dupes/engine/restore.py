@@ -53,6 +53,7 @@ from immich_dupes.analysis.timezones import local_iso_with_offset, offset_minute
 from immich_dupes.engine.backup import (
     BackupError,
     BackupStore,
+    GroupManifest,
     ManifestAsset,
     lock_backup_dir,
     verify_file,
@@ -189,11 +190,11 @@ class _Item:
         self.detail = detail
 
 
-def _items(store: BackupStore) -> list[_Item]:
+def _items(store: BackupStore, manifests: Sequence[GroupManifest]) -> list[_Item]:
     """Every backed-up asset, videos right before their stills, each once."""
     out: list[_Item] = []
     seen: set[str] = set()
-    for m in store.manifests():
+    for m in manifests:
         for loser in m.losers:
             video: _Item | None = None
             if loser.live_photo_video is not None and loser.live_photo_video.asset_id not in seen:
@@ -329,14 +330,14 @@ def _local_date(instant: datetime, zone: str | None) -> str:
     return local_iso_with_offset(instant, minutes) + f" ({zone})"
 
 
-def keepers_written_over(store: BackupStore) -> list[KeeperValue]:
+def keepers_written_over(store: BackupStore, manifests: Sequence[GroupManifest]) -> list[KeeperValue]:
     """Each keeper value execute wrote over: the group's journal says execute wrote GPS, a date
     or a description onto its keeper (``consolidated``), and the manifest's snapshot of the
     keeper (``GroupManifest.winner``, kept from this version on) shows it had one of its own.
     A value the keeper lacked and got from a loser is not listed: nothing of its own was lost."""
     states = load_states(store.journal.entries())
     out: list[KeeperValue] = []
-    for m in store.manifests():
+    for m in manifests:
         st = states.get(m.duplicate_id)
         if m.winner is None or st is None or not st.consolidated:
             continue
@@ -924,7 +925,7 @@ def open_backup(backup_dir: Path, dry_run: bool = False) -> tuple[BackupStore, i
     it needs no write access to the directory and writes nothing into it (see ``restore``).
     """
     store = BackupStore.open_existing(Path(backup_dir))
-    count = len(_items(store))
+    count = len(_items(store, list(store.manifests())))
     read_records(store.root)
     # refuse now if an execute or restore is using it
     with lock_backup_dir(store.root, shared=dry_run):
@@ -964,21 +965,22 @@ async def restore(
 async def _restore_locked(
     client: ImmichClient, store: BackupStore, report: Reporter, dry_run: bool
 ) -> RestoreReport:
-    items = _items(store)  # every manifest and record is checked before the server is contacted
+    manifests = list(store.manifests())  # read and checked once, before the server is contacted
+    items = _items(store, manifests)
     records = read_records(store.root)
     await check_binding(
         client, store.header.server_url, store.header.user_id, f"the backup in {store.root}"
     )
     run = _Run(
         client, store, report, dry_run, records,
-        winners={m.winner_id for m in store.manifests()},
+        winners={m.winner_id for m in manifests},
         backed_up={it.old_id for it in items},
     )
     run.total = len(items)
     out = RestoreReport(dry_run=dry_run)
     report(Event("restore", f"{len(items)} assets in the backup", done=0, total=len(items)))
 
-    out.keepers = keepers_written_over(store)
+    out.keepers = keepers_written_over(store, manifests)
     try:
         await run.classify(items)
         if not dry_run:
