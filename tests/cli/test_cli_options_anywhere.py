@@ -12,6 +12,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from cli_support import usage_error
 
 from immich_dupes import cli
 from immich_dupes.analysis.decide import accept
@@ -24,16 +25,6 @@ from immich_dupes.immich.client import ImmichClient
 
 def hoist(*argv: str) -> list[str]:
     return cli.hoist_command_options(cli.build_parser(), argv)
-
-
-def usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    """The one line of a usage error (exit 2) for ``argv``."""
-    with pytest.raises(SystemExit) as ei:
-        cli.main(list(argv))
-    assert ei.value.code == cli.EXIT_USAGE
-    err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1, err
-    return err
 
 
 # ---------------------------------------------------------------- moving options after the command

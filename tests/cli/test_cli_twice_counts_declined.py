@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cli_support import usage_error
 
 import immich_dupes.commands.restore as restore_command
 from immich_dupes import cli
@@ -21,18 +22,6 @@ from immich_dupes.engine.analyze import analyze
 from immich_dupes.engine.execute import ExecuteOptions, execute
 from immich_dupes.fake import FakeImmich, FakeServer
 from immich_dupes.immich.client import ImmichClient
-
-
-def usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    """The one line of a usage error (exit 2) for ``argv``, raised before anything is sent."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as ei:
-        cli.main(list(argv))
-    assert ei.value.code == cli.EXIT_USAGE
-    err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1, err
-    return err
-
 
 # --------------------------------------------------------------------------- an option twice
 

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from confirm_stub import Asked
 
+import immich_dupes.commands.execute as execute_command
 from immich_dupes.analysis import decide
 from immich_dupes.analysis.plan import Plan
 from immich_dupes.engine.analyze import analyze
@@ -109,3 +111,12 @@ def on_request() -> Iterator[Callable[[FakeImmich, RequestHook], None]]:
     yield install
     for fake in installed:
         fake.__dict__.pop("_respond", None)
+
+
+@pytest.fixture
+def asked(monkeypatch: pytest.MonkeyPatch) -> Asked:
+    """A terminal to ask on, whose answer is no (the questions are recorded)."""
+    a = Asked()
+    monkeypatch.setattr(execute_command, "confirm", a)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    return a

@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from confirm_stub import Asked
 
-import immich_dupes.commands.execute as execute_command
 from immich_dupes.analysis import decide
 from immich_dupes.analysis.plan import Plan, save_plan
 from immich_dupes.cli import main
@@ -52,26 +51,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeImmic
 
 def requests_since(fake: FakeImmich, since: int) -> list[str]:
     return [f"{r.method} {r.path}" for r in fake.request_log[since:]]
-
-
-class Asked:
-    """Stands in for the terminal question: records it and answers no."""
-
-    def __init__(self) -> None:
-        self.questions: list[str] = []
-
-    def __call__(self, question: str, assume_yes: bool, *a: Any) -> bool:
-        self.questions.append(question)
-        return False
-
-
-@pytest.fixture
-def asked(monkeypatch: pytest.MonkeyPatch) -> Asked:
-    """A terminal to ask on, whose answer is no."""
-    a = Asked()
-    monkeypatch.setattr(execute_command, "confirm", a)
-    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
-    return a
 
 
 def cli(url: str, key: str, plan: Path, backup: Path, *extra: str) -> int:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from journal_kill import Killed, kill_after
 
 from immich_dupes.analysis import decide
-from immich_dupes.analysis.plan import Plan, save_plan
+from immich_dupes.analysis.plan import Action, Plan, save_plan
 from immich_dupes.cli import main
+from immich_dupes.commands.execute import _Filtered
 from immich_dupes.engine.analyze import analyze
+from immich_dupes.engine.events import Event
+from immich_dupes.engine.execute import SKIPPED_UNREVIEWED, ExecuteOptions, execute
 from immich_dupes.fake import FakeImmich, FakeServer, Faults
 from immich_dupes.immich.client import ImmichClient
 
@@ -181,3 +185,118 @@ def test_ctrl_c_stops_safely_and_a_rerun_finishes(served: tuple[FakeImmich, str]
     done = subprocess.run(cmd, env=env, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr.decode()
     assert b"17 group(s) done" in done.stdout
+
+
+# --------------------------------------------------------------------------- what it says when done
+# Walkthrough 4: run again after a restore it claimed "8 loser(s) trashed" while it sent nothing;
+# an unreviewed group's reason named --skip-review, which the app's user never passed; the
+# overall progress line stood at 0/10 while a large first group was being backed up.
+
+
+def trashed(fake: FakeImmich) -> set[str]:
+    return {i for i in fake.asset_ids() if fake.asset(i)["isTrashed"]}
+
+
+def test_execute_again_after_a_restore_says_the_groups_were_done_before_and_trashed_nothing(
+    served: tuple[FakeImmich, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake, url = served
+    path, backup = tmp_path / "plan.json", tmp_path / "backup"
+    plan = plan_file(fake, url, path, accept=True)
+    run = ("-i", str(path), "-b", str(backup), "--yes")
+    assert cli(url, fake.api_key, *run) == 0
+    out, _ = capsys.readouterr()
+    first = json.loads(sorted(backup.glob("report-*.json"))[-1].read_text())
+    done = first["counts"]["done"]
+    losers = first["counts"]["trashed"]
+    assert done
+    assert losers
+    assert first["counts"]["done_before"] == 0
+    assert f"{done} group(s) done, " in out
+    assert "by an earlier run" not in out
+    assert main(["-u", url, "-a", fake.api_key, "restore", "-b", str(backup), "--yes"]) == 0
+    capsys.readouterr()
+    restored = fake.state()
+    assert not trashed(fake) & {i for g in plan.groups if g.action is Action.RESOLVE for i in g.losers}
+
+    # The same execute again: a done group is never done again (on purpose), and it says so.
+    assert cli(url, fake.api_key, *run) == 0
+    out, err = capsys.readouterr()
+    assert fake.state() == restored  # nothing sent: the restored losers stay restored
+    assert f"{done} group(s) done by an earlier run into this backup folder: left as they are" in out
+    assert "0 group(s) done, " in out
+    assert "; 0 loser(s) trashed;" in out
+    assert f"{losers} loser(s) trashed" not in out
+    assert f"0 done, 1 skipped, 0 failed, {done} done by an earlier run (left as they are)" in err
+    last = json.loads(sorted(backup.glob("report-*.json"))[-1].read_text())
+    assert last["counts"]["done_before"] == done
+    assert last["counts"]["trashed"] == 0
+    earlier = [o for o in last["groups"] if o["earlier"]]
+    assert len(earlier) == done
+    assert all(o["status"] == "done" and "earlier run" in o["reason"] for o in earlier)
+
+
+def test_a_group_left_unreviewed_names_no_command_line_option(
+    served: tuple[FakeImmich, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The review app leaves unreviewed groups too (nobody passed --skip-review there): the
+    reason, in the CLI, the report and verify alike, names no option."""
+    fake, url = served
+    path, backup = tmp_path / "plan.json", tmp_path / "backup"
+    plan = plan_file(fake, url, path, accept=False)
+    unreviewed = {g.duplicate_id for g in plan.groups if g.needs_review}
+    assert unreviewed
+    assert cli(url, fake.api_key, "-i", str(path), "-b", str(backup), "--yes", "--skip-review") == 0
+    out, _ = capsys.readouterr()
+    lines = [ln for ln in out.splitlines() if ln.startswith("skipped ")]
+    assert f"skipped {len(unreviewed)} groups: needs review and was not reviewed (ids in the report)" in lines
+    assert not any("--" in ln for ln in lines), lines
+    report = json.loads(sorted(backup.glob("report-*.json"))[-1].read_text())
+    reasons = {o["reason"] for o in report["groups"] if o["duplicate_id"] in unreviewed}
+    assert reasons == {SKIPPED_UNREVIEWED}
+    assert "--" not in SKIPPED_UNREVIEWED
+
+
+# --------------------------------------------------------------------------- the progress line
+
+
+async def _overall(client: ImmichClient, plan: Plan, backup: Path) -> list[Event]:
+    """The overall progress events the CLI's progress line is given during one run."""
+    shown: list[Event] = []
+    await execute(client, plan, ExecuteOptions(backup), _Filtered(shown.append))
+    return [e for e in shown if e.phase == "progress"]
+
+
+async def test_the_progress_line_shows_the_bytes_before_the_first_group_finishes(
+    tmp_path: Path, fake_client: Callable[..., ImmichClient], make_plan: Callable[..., Awaitable[Plan]]
+) -> None:
+    fake = FakeImmich(library="sample")
+    plan = await make_plan(fake)
+    overall = await _overall(fake_client(fake), plan, tmp_path / "b")
+    first_done = next(i for i, e in enumerate(overall) if e.done > overall[0].done)
+    moving = [e for e in overall[:first_done] if e.bytes_done]
+    assert moving, "the line stood still until a group finished"
+    assert moving[0].total == overall[0].total
+    assert len({e.bytes_done for e in moving}) > 1
+    sizes = [e.bytes_done for e in overall]
+    assert sizes == sorted(sizes)
+
+
+async def test_the_bytes_of_the_progress_line_never_go_back_on_a_resumed_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    fake_client: Callable[..., ImmichClient], make_plan: Callable[..., Awaitable[Plan]],
+) -> None:
+    """A resumed run finds the backups of the killed one on disk: the backup events count them,
+    and so does the overall line once a group finishes (it does not drop back to 0 B)."""
+    fake = FakeImmich(library="sample")
+    plan = await make_plan(fake)
+    backup = tmp_path / "b"
+    first = next(g for g in plan.groups if g.action is Action.RESOLVE and g.losers and not g.needs_review)
+    with monkeypatch.context() as m:
+        kill_after(m, "backed_up", first.duplicate_id)
+        with pytest.raises(Killed):
+            await execute(fake_client(fake), plan, ExecuteOptions(backup))
+    overall = await _overall(fake_client(fake), plan, backup)
+    sizes = [e.bytes_done for e in overall]
+    assert sizes[-1] > 0
+    assert sizes == sorted(sizes), sizes

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from confirm_stub import Asked
 
-import immich_dupes.commands.execute as execute_command
 from immich_dupes.analysis import decide
 from immich_dupes.analysis.plan import Action, GroupPlan, Plan, save_plan
 from immich_dupes.cli import main
@@ -55,25 +54,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeImmic
         path = tmp_path_factory.mktemp("external") / "plan.json"
         save_plan(allowed, path)
         yield fake, srv.url, plan, path
-
-
-class Asked:
-    """Stands in for the terminal question: records it and answers no."""
-
-    def __init__(self) -> None:
-        self.questions: list[str] = []
-
-    def __call__(self, question: str, assume_yes: bool, *a: Any) -> bool:
-        self.questions.append(question)
-        return False
-
-
-@pytest.fixture
-def asked(monkeypatch: pytest.MonkeyPatch) -> Asked:
-    a = Asked()
-    monkeypatch.setattr(execute_command, "confirm", a)
-    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
-    return a
 
 
 def allowed_plan(plan: Plan) -> Plan:
